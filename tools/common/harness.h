@@ -1,0 +1,101 @@
+// Test and benchmark harness shared by test-ops and the GoogleTest suite: cases, random inputs,
+// running an op on any backend (inputs copied to its device with their strides kept, the output
+// poisoned with NaN first) and the error metric.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ssmkit/backend.h"
+#include "ssmkit/tensor.h"
+
+namespace ssmkit::harness {
+
+// A host buffer and a view into it (views may be strided, or share one buffer).
+struct host_input {
+    host_tensor buf;
+    tensor_view view;
+};
+
+struct conv_case {
+    int64_t d_conv = 4, n_t = 1, d_inner = 1, n_s = 1;
+    bool bias_silu = false;
+    int64_t seq_pad = 0;  // extra floats between sequences of sx (a strided nb[2])
+
+    // test-backend-ops style: SSM_CONV(type=f32,ne_a=[..],ne_b=[..])
+    std::string name() const;
+    // Bytes the op must move: every input read once, the output written once.
+    double bytes() const;
+};
+
+enum class init_kind { uniform, model_like };
+
+struct scan_case {
+    int64_t d_state = 16, head_dim = 1, n_head = 1, n_group = 1, n_t = 1, n_seqs = 1;
+    int64_t n_slots = 0;  // 0: n_seqs; more gives spare slots and permuted ids
+    int n_keep = 1;
+    bool mamba1 = false;
+    bool fused_xbc = false;  // x, B, C as views into one [P*H + 2*G*N, T, S] buffer
+    init_kind init = init_kind::uniform;
+
+    int64_t slots() const { return n_slots > 0 ? n_slots : n_seqs; }
+    std::string name() const;  // SSM_SCAN(type=f32,d_state=..,...)
+    scan_shape shape() const;
+    double bytes() const;       // minimum bytes moved (state read once, inputs, output)
+    double flops() const;       // 3 flops per state element per token for the recurrence + y
+};
+
+struct conv_inputs {
+    host_input sx, c, bias;
+};
+
+struct scan_inputs {
+    host_input s, x, dt, A, B, C, ids;
+};
+
+// Uniform [-1, 1] data (model-like scans: dt in [-6, 3] with a few above 20, A = -exp(U[0, 2.77])).
+conv_inputs make_conv_inputs(const conv_case& cc, uint64_t seed);
+scan_inputs make_scan_inputs(const scan_case& sc, uint64_t seed);
+
+// A host_input's bytes on a backend's device, the view re-pointed at them.
+class device_input {
+public:
+    device_input(backend& be, const host_input& in);
+    const tensor_view& view() const { return view_; }
+
+private:
+    device_buffer buf_;
+    tensor_view view_;
+};
+
+// Runs the op once on `be` with outputs poisoned with NaN; returns the output on the host.
+std::vector<float> run_conv(backend& be, const conv_case& cc, const conv_inputs& in);
+std::vector<float> run_scan(backend& be, const scan_case& sc, const scan_inputs& in);
+
+// Device-resident copies of a case's inputs and output, for repeated (timed) runs.
+struct conv_on_device {
+    conv_on_device(backend& be, const conv_case& cc, const conv_inputs& in);
+    void run();
+    backend& be;
+    conv_case cc;
+    device_input sx, c, bias;
+    device_buffer out;
+};
+struct scan_on_device {
+    scan_on_device(backend& be, const scan_case& sc, const scan_inputs& in);
+    void run();
+    backend& be;
+    scan_case sc;
+    device_input s, x, dt, A, B, C, ids;
+    device_buffer out;
+};
+
+// Normalized mean squared error sum((a-b)^2) / sum(b^2), as ggml's tests compute it;
+// +infinity when `a` holds a non-finite value (an unwritten, NaN-poisoned element).
+double nmse(const float* a, const float* b, size_t n);
+
+// Fresh seed from the clock and the process id.
+uint64_t fresh_seed();
+
+}  // namespace ssmkit::harness
