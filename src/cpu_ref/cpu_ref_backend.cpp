@@ -36,7 +36,7 @@ public:
         const int64_t heads_per_group = H / sh.n_group;
         float* out = static_cast<float*>(a.out.data);
         float* states = out + sh.y_elements();
-        std::vector<double> h(N), h0(N);
+        std::vector<double> h(N), h0(N), decay(N);
 
         // Writes state `v` into kept block k of sequence q.
         auto keep = [&](int64_t k, int64_t q, int64_t p, int64_t hd, const std::vector<double>& v) {
@@ -53,10 +53,13 @@ public:
                     for (int64_t t = 0; t < T; ++t) {
                         const double delta = softplus(*a.dt.ptr<float>(hd, t, q));
                         const double xdt = double(*a.x.ptr<float>(p, hd, t, q)) * delta;
+                        // Mamba-2 has one decay per head; Mamba-1 one per state element.
+                        const int64_t n_decays = sh.mamba1 ? N : 1;
+                        for (int64_t n = 0; n < n_decays; ++n)
+                            decay[n] = std::exp(delta * double(*a.A.ptr<float>(n, hd)));
                         double y = 0;
                         for (int64_t n = 0; n < N; ++n) {
-                            const double A = *a.A.ptr<float>(sh.mamba1 ? n : 0, hd);
-                            h[n] = h[n] * std::exp(delta * A) + double(*a.B.ptr<float>(n, g, t, q)) * xdt;
+                            h[n] = h[n] * decay[sh.mamba1 ? n : 0] + double(*a.B.ptr<float>(n, g, t, q)) * xdt;
                             y += h[n] * double(*a.C.ptr<float>(n, g, t, q));
                         }
                         out[p + P * (hd + H * (t + T * q))] = float(y);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,9 +14,16 @@
 namespace ssmkit::harness {
 
 // A host buffer and a view into it (views may be strided, or share one buffer).
+// Not copyable: the view points into this object's own buffer.
 struct host_input {
     host_tensor buf;
     tensor_view view;
+
+    host_input() = default;
+    host_input(host_input&&) = default;
+    host_input& operator=(host_input&&) = default;
+    host_input(const host_input&) = delete;
+    host_input& operator=(const host_input&) = delete;
 };
 
 struct conv_case {
@@ -43,7 +51,7 @@ struct scan_case {
     std::string name() const;  // SSM_SCAN(type=f32,d_state=..,...)
     scan_shape shape() const;
     double bytes() const;       // minimum bytes moved (state read once, inputs, output)
-    double flops() const;       // 3 flops per state element per token for the recurrence + y
+    double flops() const;       // 5 per state element per token: h*a + B*xdt (3), y += h*C (2)
 };
 
 struct conv_inputs {
@@ -58,10 +66,11 @@ struct scan_inputs {
 conv_inputs make_conv_inputs(const conv_case& cc, uint64_t seed);
 scan_inputs make_scan_inputs(const scan_case& sc, uint64_t seed);
 
-// A host_input's bytes on a backend's device, the view re-pointed at them.
+// The bytes a host view spans, copied to a backend's device, the view re-pointed at them
+// (strides kept).
 class device_input {
 public:
-    device_input(backend& be, const host_input& in);
+    device_input(backend& be, const tensor_view& host_view);
     const tensor_view& view() const { return view_; }
 
 private:
@@ -79,7 +88,8 @@ struct conv_on_device {
     void run();
     backend& be;
     conv_case cc;
-    device_input sx, c, bias;
+    device_input sx, c;
+    std::unique_ptr<device_input> bias;
     device_buffer out;
 };
 struct scan_on_device {
@@ -90,6 +100,11 @@ struct scan_on_device {
     device_input s, x, dt, A, B, C, ids;
     device_buffer out;
 };
+
+// An implementation independent of cpu-ref (token-outer loops over whole states, flat index
+// arithmetic on the host buffers), used to check cpu-ref itself.
+std::vector<float> oracle_conv(const conv_case& cc, const conv_inputs& in);
+std::vector<float> oracle_scan(const scan_case& sc, const scan_inputs& in);
 
 // Normalized mean squared error sum((a-b)^2) / sum(b^2), as ggml's tests compute it;
 // +infinity when `a` holds a non-finite value (an unwritten, NaN-poisoned element).
