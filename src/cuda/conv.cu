@@ -1,0 +1,314 @@
+// SSM_CONV (and the fused conv + bias + SiLU) on CUDA.
+//
+// Bytes, not flops, set the floor: sx is read once and out written once (4 taps per output are
+// ~8 flops per 8 bytes). Two kernels:
+//  - decode (n_t = 1): one thread per (channel, sequence); for width 4 the window (d_conv-1+1 = 4
+//    floats) and the filter are one 16-byte load each when the run-time alignment allows.
+//  - tile (n_t > 1): a block copies a [channels x (tile + width - 1)] window of sx into shared
+//    memory with time-fastest (coalesced) loads, then writes outputs channel-fastest (coalesced);
+//    the shared copy is the transpose. The tile is the smallest power of two >= n_t, capped at
+//    256, so short prompts do not pay for an empty 256-token tile.
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "cuda/check.h"
+#include "cuda/device_common.cuh"
+#include "cuda/kernel_registry.h"
+#include "cuda/launch.h"
+
+namespace ssmkit::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// Channels per block: enough outputs per block (>= 2048) to amortize the block's set-up, at least
+// one warp of channels so every store instruction covers 128 contiguous bytes.
+__host__ __device__ constexpr int channels_per_block(int tile) { return tile >= 64 ? 32 : 2048 / tile; }
+
+struct conv_params {
+    const float* sx;
+    size_t seq_stride;  // floats between sequences of sx
+    const float* c;
+    const float* bias;
+    float* out;
+    int d_conv, n_t, d_inner, row;  // row = d_conv - 1 + n_t, floats per sx row
+    int cc;                         // channels per block (tile kernel), <= channels_per_block(tile)
+    int tiles_fast;                 // grid x walks token tiles (else channel groups)
+};
+
+template <bool FUSE>
+__device__ __forceinline__ float finish(float acc, const float* bias, int ch) {
+    if constexpr (FUSE) return silu_f(acc + __ldg(bias + ch));
+    return acc;
+}
+
+// W = 0: width known only at run time.
+template <int W, int TILE, bool FUSE>
+__global__ void __launch_bounds__(kThreads) conv_tile_kernel(conv_params p) {
+    constexpr int CC = channels_per_block(TILE);  // the most channels a block may take
+    // Fewer channels per block when the grid would otherwise leave SMs short of blocks (each
+    // block loads, then computes and stores: overlap comes only from other resident blocks).
+    const int ccb = CC <= kThreads ? p.cc : CC;
+    const int w = W > 0 ? W : p.d_conv;
+    const int seg = TILE + w - 1;  // floats of one channel's window
+    // An odd pitch makes a warp's reads of 32 channels at the same token hit 32 distinct banks.
+    const int pitch = seg | 1;
+    extern __shared__ float win[];
+
+    const int c0 = (p.tiles_fast ? blockIdx.y : blockIdx.x) * ccb;
+    const int t0 = (p.tiles_fast ? blockIdx.x : blockIdx.y) * TILE;
+    const int s = blockIdx.z;
+    const float* base = p.sx + size_t(s) * p.seq_stride + size_t(c0) * p.row + t0;
+    const int nc = min(ccb, p.d_inner - c0);
+    const int seg_valid = min(seg, p.row - t0);
+    const int tid = threadIdx.x;
+
+    if constexpr (W > 0) {
+        // Compile-time trip count and divisor: all loads are issued before the first store, so
+        // each thread keeps ~ITERS loads in flight.
+        constexpr int SEG = TILE + W - 1;
+        constexpr int ITERS = (CC * SEG + kThreads - 1) / kThreads;
+        float v[ITERS];
+#pragma unroll
+        for (int it = 0; it < ITERS; ++it) {
+            const int j = tid + it * kThreads;
+            const int cc = j / SEG, k = j - cc * SEG;
+            v[it] = (j < ccb * SEG && cc < nc && k < seg_valid) ? __ldg(base + size_t(cc) * p.row + k) : 0.0f;
+        }
+#pragma unroll
+        for (int it = 0; it < ITERS; ++it) {
+            const int j = tid + it * kThreads;
+            const int cc = j / SEG, k = j - cc * SEG;
+            if (j < ccb * SEG) win[cc * pitch + k] = v[it];
+        }
+    } else {
+#pragma unroll 4
+        for (int j = tid; j < ccb * seg; j += kThreads) {
+            const int cc = j / seg, k = j - cc * seg;
+            win[cc * pitch + k] = (cc < nc && k < seg_valid) ? __ldg(base + size_t(cc) * p.row + k) : 0.0f;
+        }
+    }
+    __syncthreads();
+
+    const int nt_here = min(TILE, p.n_t - t0);
+    float* out = p.out + (size_t(s) * p.n_t + t0) * p.d_inner + c0;
+    if constexpr (CC <= kThreads) {
+        // Each thread owns one channel: its filter stays in registers.
+        const int cc = tid & (ccb - 1);
+        const int ch = c0 + cc;
+        const int t_first = tid / ccb, t_step = kThreads / ccb;
+        if (cc >= nc) return;
+        const float* wrow = win + cc * pitch;
+        if constexpr (W > 0) {
+            float f[W];
+#pragma unroll
+            for (int k = 0; k < W; ++k) f[k] = __ldg(p.c + size_t(ch) * W + k);
+#pragma unroll 4
+            for (int t = t_first; t < nt_here; t += t_step) {
+                float acc = 0.0f;
+#pragma unroll
+                for (int k = 0; k < W; ++k) acc = fmaf(wrow[t + k], f[k], acc);
+                out[size_t(t) * p.d_inner + cc] = finish<FUSE>(acc, p.bias, ch);
+            }
+        } else {
+            const float* f = p.c + size_t(ch) * w;
+            for (int t = t_first; t < nt_here; t += t_step) {
+                float acc = 0.0f;
+                for (int k = 0; k < w; ++k) acc = fmaf(wrow[t + k], __ldg(f + k), acc);
+                out[size_t(t) * p.d_inner + cc] = finish<FUSE>(acc, p.bias, ch);
+            }
+        }
+    } else {
+        for (int j = tid; j < CC * nt_here; j += kThreads) {
+            const int cc = j % CC, t = j / CC;
+            if (cc >= nc) continue;
+            const int ch = c0 + cc;
+            const float* wrow = win + cc * pitch;
+            const float* f = p.c + size_t(ch) * w;
+            float acc = 0.0f;
+            for (int k = 0; k < w; ++k) acc = fmaf(wrow[t + k], __ldg(f + k), acc);
+            out[size_t(t) * p.d_inner + cc] = finish<FUSE>(acc, p.bias, ch);
+        }
+    }
+}
+
+// n_t = 1: a thread per (channel, sequence); consecutive threads take consecutive channels, so the
+// output store is coalesced and each warp reads 32 adjacent windows (contiguous for width 4).
+template <bool VEC4, bool FUSE>
+__global__ void __launch_bounds__(kThreads) conv_decode_kernel(conv_params p, int n_s) {
+    const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+    if (i >= int64_t(p.d_inner) * n_s) return;
+    const int ch = int(i % p.d_inner);
+    const int64_t s = i / p.d_inner;
+    const float* row = p.sx + size_t(s) * p.seq_stride + size_t(ch) * p.row;
+    float acc;
+    if constexpr (VEC4) {
+        const float4 x = __ldg(reinterpret_cast<const float4*>(row));
+        const float4 f = __ldg(reinterpret_cast<const float4*>(p.c) + ch);
+        acc = fmaf(x.w, f.w, fmaf(x.z, f.z, fmaf(x.y, f.y, x.x * f.x)));
+    } else {
+        acc = 0.0f;
+        for (int k = 0; k < p.d_conv; ++k) acc = fmaf(__ldg(row + k), __ldg(p.c + size_t(ch) * p.d_conv + k), acc);
+    }
+    p.out[size_t(s) * p.d_inner + ch] = finish<FUSE>(acc, p.bias, ch);
+}
+
+// Any width, no shared memory: for filters so wide that a tile's window would not fit.
+template <bool FUSE>
+__global__ void __launch_bounds__(kThreads) conv_naive_kernel(conv_params p, int n_s) {
+    const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+    const int64_t per_seq = int64_t(p.d_inner) * p.n_t;
+    if (i >= per_seq * n_s) return;
+    const int64_t s = i / per_seq;
+    const int64_t r = i - s * per_seq;
+    const int t = int(r / p.d_inner), ch = int(r % p.d_inner);
+    const float* row = p.sx + size_t(s) * p.seq_stride + size_t(ch) * p.row + t;
+    float acc = 0.0f;
+    for (int k = 0; k < p.d_conv; ++k) acc = fmaf(__ldg(row + k), __ldg(p.c + size_t(ch) * p.d_conv + k), acc);
+    p.out[size_t(i)] = finish<FUSE>(acc, p.bias, ch);
+}
+
+const char* op_name(bool fuse) { return fuse ? "ssm_conv_bias_silu" : "ssm_conv"; }
+
+template <int W, int TILE, bool FUSE>
+void add_tile(kernel_registry& r) {
+    r.add({op_name(FUSE), W, TILE}, reinterpret_cast<const void*>(&conv_tile_kernel<W, TILE, FUSE>),
+          "conv_tile<w" + std::to_string(W) + ",t" + std::to_string(TILE) + (FUSE ? ",bias_silu>" : ">"));
+}
+
+template <int W, bool FUSE>
+void add_tiles(kernel_registry& r) {
+    add_tile<W, 2, FUSE>(r);
+    add_tile<W, 4, FUSE>(r);
+    add_tile<W, 8, FUSE>(r);
+    add_tile<W, 16, FUSE>(r);
+    add_tile<W, 32, FUSE>(r);
+    add_tile<W, 64, FUSE>(r);
+    add_tile<W, 128, FUSE>(r);
+    add_tile<W, 256, FUSE>(r);
+}
+
+// Registry keys: tile = 1 for the decode kernels (width 4 = the vectorized one), tile = 0 for the
+// naive fallback.
+void register_conv_kernels() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        auto& r = kernel_registry::get();
+        add_tiles<4, false>(r);
+        add_tiles<4, true>(r);
+        add_tiles<0, false>(r);
+        add_tiles<0, true>(r);
+        r.add({"ssm_conv", 4, 1}, reinterpret_cast<const void*>(&conv_decode_kernel<true, false>), "conv_decode<w4,vec4>");
+        r.add({"ssm_conv_bias_silu", 4, 1}, reinterpret_cast<const void*>(&conv_decode_kernel<true, true>),
+              "conv_decode<w4,vec4,bias_silu>");
+        r.add({"ssm_conv", 0, 1}, reinterpret_cast<const void*>(&conv_decode_kernel<false, false>), "conv_decode<any>");
+        r.add({"ssm_conv_bias_silu", 0, 1}, reinterpret_cast<const void*>(&conv_decode_kernel<false, true>),
+              "conv_decode<any,bias_silu>");
+        r.add({"ssm_conv", 0, 0}, reinterpret_cast<const void*>(&conv_naive_kernel<false>), "conv_naive");
+        r.add({"ssm_conv_bias_silu", 0, 0}, reinterpret_cast<const void*>(&conv_naive_kernel<true>),
+              "conv_naive<bias_silu>");
+    });
+}
+
+int tile_for(int64_t n_t) {
+    int t = 1;
+    while (t < n_t && t < 256) t *= 2;
+    return t;
+}
+
+constexpr int64_t kMaxGridYZ = 65535;
+
+}  // namespace
+
+void conv_launch(const conv_args& a, cudaStream_t stream) {
+    register_conv_kernels();
+    auto& reg = kernel_registry::get();
+    const conv_shape& sh = a.shape;
+    if (sh.d_inner * sh.n_t >= INT32_MAX || sh.d_conv - 1 + sh.n_t >= INT32_MAX)
+        throw backend_error("cuda ssm_conv: a sequence of more than 2^31 elements is not supported");
+    conv_params p{};
+    p.sx = static_cast<const float*>(a.sx.data);
+    p.seq_stride = sh.n_s > 1 ? a.sx.nb[2] / 4 : 0;
+    p.c = static_cast<const float*>(a.c.data);
+    p.bias = a.fuse_bias_silu ? static_cast<const float*>(a.bias.data) : nullptr;
+    p.out = static_cast<float*>(a.out.data);
+    p.d_conv = int(sh.d_conv);
+    p.n_t = int(sh.n_t);
+    p.d_inner = int(sh.d_inner);
+    p.row = int(sh.d_conv - 1 + sh.n_t);
+    const char* op = op_name(a.fuse_bias_silu);
+    if (a.sx.nb[2] % 4 != 0) throw backend_error("cuda ssm_conv: sx nb[2] is not a multiple of 4 bytes");
+
+    if (sh.n_t == 1) {
+        const bool vec = sh.d_conv == 4 && aligned16(p.sx) && (p.seq_stride % 4 == 0) && aligned16(p.c);
+        const kernel_key key{op, vec ? 4 : 0, 1};
+        const kernel_entry* e = reg.find(key);
+        reg.note_use(key, *e);
+        const int64_t n = sh.d_inner * sh.n_s;
+        const dim3 grid(unsigned((n + kThreads - 1) / kThreads));
+        int n_s = int(sh.n_s);
+        void* args[] = {&p, &n_s};
+        check(cudaLaunchKernel(e->fn, grid, dim3(kThreads), args, 0, stream), e->name.c_str());
+        check_launch(e->name.c_str());
+        return;
+    }
+
+    const int tile = tile_for(sh.n_t);
+    int cc = channels_per_block(tile);
+    if (cc <= kThreads) {
+        // Measured (notes, run 2): fewer channels per block is slower at every size, even where
+        // the grid is short of blocks: 32 channels = 128-byte output segments per token; 16 and
+        // 8 leave 64- and 32-byte segments that DRAM writes handle badly (8: 76 us vs 42.7).
+        // SSMKIT_CUDA_CONV_CC (8, 16, 32) overrides, for measurements.
+        if (const char* e = std::getenv("SSMKIT_CUDA_CONV_CC")) {
+            const int v = std::atoi(e);
+            if (v == 8 || v == 16 || v == 32) cc = std::min(v, channels_per_block(tile));
+        }
+    }
+    p.cc = cc;
+    // SSMKIT_CUDA_CONV_ORDER=tiles: consecutive blocks take consecutive token tiles of the same
+    // channels (longer contiguous reads, scattered writes), for measurements.
+    const char* order = std::getenv("SSMKIT_CUDA_CONV_ORDER");
+    p.tiles_fast = order && std::strcmp(order, "tiles") == 0;
+    const size_t smem = size_t(cc) * ((tile + sh.d_conv - 1) | 1) * sizeof(float);
+    const size_t smem_limit = info_for_current_device().smem_optin;
+    if (smem > smem_limit) {
+        const kernel_key key{op, 0, 0};
+        const kernel_entry* e = reg.find(key);
+        reg.note_use(key, *e);
+        const int64_t n = sh.d_inner * sh.n_t * sh.n_s;
+        int n_s = int(sh.n_s);
+        void* args[] = {&p, &n_s};
+        check(cudaLaunchKernel(e->fn, dim3(unsigned((n + kThreads - 1) / kThreads)), dim3(kThreads), args, 0, stream),
+              e->name.c_str());
+        check_launch(e->name.c_str());
+        return;
+    }
+    const kernel_key key{op, sh.d_conv == 4 ? 4 : 0, tile};
+    const kernel_entry* e = reg.find(key);
+    reg.note_use(key, *e);
+    if (smem > 48 * 1024)
+        check(cudaFuncSetAttribute(e->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+              "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
+    const int64_t tiles = (sh.n_t + tile - 1) / tile;
+    if (tiles > kMaxGridYZ) throw backend_error("cuda ssm_conv: n_t too large for one launch");
+    // Sequences beyond the grid's z limit go in further launches with the pointers moved on.
+    for (int64_t s0 = 0; s0 < sh.n_s; s0 += kMaxGridYZ) {
+        const int64_t ns = std::min<int64_t>(kMaxGridYZ, sh.n_s - s0);
+        conv_params q = p;
+        q.sx += size_t(s0) * p.seq_stride;
+        q.out += size_t(s0) * sh.n_t * sh.d_inner;
+        void* args[] = {&q};
+        const unsigned groups = unsigned((sh.d_inner + cc - 1) / cc);
+        const dim3 grid = p.tiles_fast ? dim3(unsigned(tiles), groups, unsigned(ns)) : dim3(groups, unsigned(tiles), unsigned(ns));
+        if (p.tiles_fast && groups > kMaxGridYZ) throw backend_error("cuda ssm_conv: too many channels for tile order");
+        check(cudaLaunchKernel(e->fn, grid, dim3(kThreads), args, smem, stream), e->name.c_str());
+        check_launch(e->name.c_str());
+    }
+}
+
+}  // namespace ssmkit::cuda

@@ -1,0 +1,39 @@
+// Host-side entry points of the CUDA kernels, called by the backend. Each queues its work on
+// `stream` and returns: no allocation, no synchronization (graph capturable).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "ssmkit/backend.h"
+
+struct ssd_workspace;
+
+namespace ssmkit::cuda {
+
+// Properties read once per device and used to size grids.
+struct device_info {
+    int sm_count = 132;
+    size_t smem_optin = 227 * 1024;  // per-block dynamic shared memory limit after opt-in
+};
+const device_info& info_for_current_device();
+
+void conv_launch(const conv_args& a, cudaStream_t stream);
+
+// Which kernel a scan would run; exposed so the backend can report its NMSE bound and tests can
+// check the dispatch.
+enum class scan_kernel { decode, sequential, chunked, generic };
+scan_kernel choose_scan_kernel(const scan_shape& sh, scan_path path, bool have_ssd_workspace);
+
+void scan_launch(const scan_args& a, cudaStream_t stream, scan_path path, ssd_workspace* ws);
+
+// The individual scan families (scan_seq.cu, scan_mamba1.cu, scan_decode.cu, scan_generic.cu).
+// Each returns false when its fast path cannot take the arguments (size or alignment), queueing
+// nothing; scan_generic_launch takes everything.
+bool scan_decode_launch(const scan_args& a, cudaStream_t stream);
+bool scan_seq_launch(const scan_args& a, cudaStream_t stream);       // Mamba-2, T >= 1
+bool scan_mamba1_launch(const scan_args& a, cudaStream_t stream);    // Mamba-1, T >= 1
+void scan_generic_launch(const scan_args& a, cudaStream_t stream);
+
+}  // namespace ssmkit::cuda

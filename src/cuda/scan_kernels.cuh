@@ -1,0 +1,315 @@
+// SSM_SCAN kernel templates. Instantiated in scan_decode.cu, scan_seq.cu (Mamba-2),
+// scan_mamba1.cu and scan_generic.cu so the families compile in parallel.
+//
+// Layout used by the fast kernels: a state row is the N floats of one (p, h) (contiguous in s and
+// in the output blocks). A row is split over LPR = N / E lanes of one warp; lane l holds the
+// float4 chunks l, l + LPR, l + 2 LPR, ... of the row, so a warp's 16-byte loads and stores of
+// state are contiguous, and its 16-byte shared-memory reads of B and C hit consecutive banks
+// (lanes of other rows in the warp read the same addresses: broadcast). y is reduced across the
+// LPR lanes with xor shuffles.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "cuda/device_common.cuh"
+
+namespace ssmkit::cuda {
+
+struct scan_params {
+    const float* s;
+    const float* x;
+    const float* dt;
+    const float* A;
+    const float* B;
+    const float* C;
+    const int32_t* ids;
+    float* out;
+    int N, P, H, G, T, S, K;
+    int mamba1;  // A is [N, H]
+    int64_t n_slots;
+    int64_t x_nb2, x_nb3, B_nb2, B_nb3, C_nb2, C_nb3;  // in floats
+};
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ bool slot_ok(int32_t slot, int64_t n_slots) { return slot >= 0 && slot < n_slots; }
+
+__device__ __forceinline__ float4 ld4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
+__device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ float get(const float4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+
+// ---------------------------------------------------------------------------------------------
+// Decode (T = 1): pure streaming. Each state float is read once, updated, written once (plus the
+// initial state again into blocks 1..K-1, which hold it since k >= T). All loads of a thread are
+// independent of each other once ids[q] is known, so they are in flight together; RPT rows per
+// thread put RPT 16-byte state loads in flight per lane when there are rows enough to fill the GPU.
+template <int N, bool M1, int RPT>
+__global__ void __launch_bounds__(256) scan_decode_kernel(scan_params p) {
+    constexpr int LPR = N / 4;             // lanes per row, one float4 each
+    constexpr int ROWS_PER_PASS = 256 / LPR;
+    const int lane_in_row = threadIdx.x % LPR;
+    const int64_t PH = int64_t(p.P) * p.H;
+    const int64_t total = PH * p.S;
+    const int64_t row0 = int64_t(blockIdx.x) * ROWS_PER_PASS * RPT + threadIdx.x / LPR;
+    const int hpg = p.H / p.G;
+    float* states = p.out + PH * p.S;  // T = 1: y has PH * S floats
+    const int64_t block_stride = PH * p.S * p.N;
+
+    float4 h0[RPT], bv[RPT], cv[RPT], av[RPT];
+    float xv[RPT], dtv[RPT], as[RPT];
+    int64_t rows[RPT];
+#pragma unroll
+    for (int j = 0; j < RPT; ++j) {
+        const int64_t row = row0 + int64_t(j) * ROWS_PER_PASS;
+        rows[j] = row;
+        const int64_t rr = row < total ? row : 0;
+        const int q = int(rr / PH);
+        const int64_t r = rr - int64_t(q) * PH;
+        const int h = int(r / p.P), pp = int(r - int64_t(h) * p.P), g = h / hpg;
+        const int32_t slot = __ldg(p.ids + q);
+        const bool ok = slot_ok(slot, p.n_slots);
+        // State is touched once: evict-first, so it does not push B, C, x out of L2.
+        h0[j] = ok ? __ldcs(reinterpret_cast<const float4*>(p.s + (size_t(slot) * PH + r) * N + 4 * lane_in_row))
+                   : make_float4(NAN, NAN, NAN, NAN);
+        bv[j] = ld4(p.B + q * p.B_nb3 + g * N + 4 * lane_in_row);
+        cv[j] = ld4(p.C + q * p.C_nb3 + g * N + 4 * lane_in_row);
+        xv[j] = __ldg(p.x + q * p.x_nb3 + pp + int64_t(p.P) * h);
+        dtv[j] = __ldg(p.dt + h + int64_t(p.H) * q);
+        if constexpr (M1) av[j] = ld4(p.A + size_t(h) * N + 4 * lane_in_row);
+        else as[j] = __ldg(p.A + h);
+    }
+#pragma unroll
+    for (int j = 0; j < RPT; ++j) {
+        const float d = softplus_f(dtv[j]);
+        const float xdt = xv[j] * d;
+        float4 hn;
+        if constexpr (M1) {
+            hn.x = fmaf(h0[j].x, exp2f(d * av[j].x * kLog2e), bv[j].x * xdt);
+            hn.y = fmaf(h0[j].y, exp2f(d * av[j].y * kLog2e), bv[j].y * xdt);
+            hn.z = fmaf(h0[j].z, exp2f(d * av[j].z * kLog2e), bv[j].z * xdt);
+            hn.w = fmaf(h0[j].w, exp2f(d * av[j].w * kLog2e), bv[j].w * xdt);
+        } else {
+            const float a = expf(d * as[j]);
+            hn.x = fmaf(h0[j].x, a, bv[j].x * xdt);
+            hn.y = fmaf(h0[j].y, a, bv[j].y * xdt);
+            hn.z = fmaf(h0[j].z, a, bv[j].z * xdt);
+            hn.w = fmaf(h0[j].w, a, bv[j].w * xdt);
+        }
+        float y = fmaf(hn.w, cv[j].w, fmaf(hn.z, cv[j].z, fmaf(hn.y, cv[j].y, hn.x * cv[j].x)));
+#pragma unroll
+        for (int off = LPR / 2; off > 0; off /= 2) y += __shfl_xor_sync(0xffffffffu, y, off);
+        const int64_t row = rows[j];
+        if (row < total) {
+            float* dst = states + size_t(row) * N + 4 * lane_in_row;
+            __stcs(reinterpret_cast<float4*>(dst), hn);
+            for (int k = 1; k < p.K; ++k) __stcs(reinterpret_cast<float4*>(dst + k * block_stride), h0[j]);
+            if (lane_in_row == 0) p.out[row] = y;  // y [P, H, 1, S]: row index = p + P*h + P*H*q
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequential prefill. A block owns R rows of one sequence (one head for Mamba-2, R heads of one
+// group for Mamba-1) and walks the tokens in tiles of TT: per tile, B, C, x and dt are copied
+// into shared memory with cp.async (double-buffered: tile i+1 is in flight while tile i is
+// computed), softplus and exp(delta*A) are computed once per (head, token) (Mamba-1: delta once per
+// (row, token)), and y goes through shared memory so its stores are coalesced rows of R floats.
+// The state never leaves registers between tokens.
+struct seq_smem {
+    int TT, R, DR, N;
+    // Rounded to 4 floats so the second buffer's B/C stay 16-byte aligned for cp.async.
+    __host__ __device__ int buf_floats() const { return (2 * TT * N + TT * R + TT * DR + 3) & ~3; }
+    __host__ __device__ int total_floats() const { return 2 * buf_floats() + TT * DR + TT + TT * R; }
+};
+
+template <int N, int E, bool M1>
+__global__ void __launch_bounds__(256) scan_seq_kernel(scan_params p, int R, int TT, int vecBC) {
+    constexpr int LPR = N / E;
+    constexpr int CH = E / 4;  // float4 chunks per thread
+    extern __shared__ __align__(16) float sm[];
+    const int DR = M1 ? R : 1;
+    const seq_smem lay{TT, R, DR, N};
+    float* bufs = sm;
+    float* ds = sm + 2 * lay.buf_floats();  // delta [TT][DR]
+    float* as = ds + TT * DR;               // Mamba-2: exp(delta*A) [TT]
+    float* ys = as + TT;                    // [TT][R]
+
+    const int tid = threadIdx.x, nthr = blockDim.x;
+    const int lane_in_row = tid % LPR, row = tid / LPR;
+    const int q = blockIdx.y;
+    const int64_t PH = int64_t(p.P) * p.H;
+    const int64_t r0 = int64_t(blockIdx.x) * R;
+    const int64_t r = r0 + row;
+    const int h0 = int(r0 / p.P);           // head of the block's first row
+    const int h = int(r / p.P);
+    const int g = h0 / (p.H / p.G);         // whole block in one group
+    const int T = p.T;
+    const unsigned mask = nthr >= 32 ? 0xffffffffu : ((1u << nthr) - 1u);
+
+    const int32_t slot = __ldg(p.ids + q);
+    const bool ok = slot_ok(slot, p.n_slots);
+    float4 st[CH];
+    const size_t state_off = (size_t(q) * PH + r) * N;
+    float* states = p.out + PH * T * int64_t(p.S);
+    const int64_t block_stride = PH * p.S * N;
+#pragma unroll
+    for (int j = 0; j < CH; ++j) {
+        const int n = 4 * (lane_in_row + LPR * j);
+        st[j] = ok ? ld4(p.s + (size_t(slot) * PH + r) * N + n) : make_float4(NAN, NAN, NAN, NAN);
+        for (int k = T; k < p.K; ++k) st4(states + k * block_stride + state_off + n, st[j]);
+    }
+    float a2[M1 ? E : 1];
+    if constexpr (M1) {
+#pragma unroll
+        for (int j = 0; j < CH; ++j) {
+            const float4 av = ld4(p.A + size_t(h) * N + 4 * (lane_in_row + LPR * j));
+            a2[4 * j + 0] = av.x * kLog2e;
+            a2[4 * j + 1] = av.y * kLog2e;
+            a2[4 * j + 2] = av.z * kLog2e;
+            a2[4 * j + 3] = av.w * kLog2e;
+        }
+    }
+    const float A_head = M1 ? 0.0f : __ldg(p.A + h0);
+
+    const float* Bq = p.B + q * p.B_nb3 + int64_t(g) * N;
+    const float* Cq = p.C + q * p.C_nb3 + int64_t(g) * N;
+    const float* xq = p.x + q * p.x_nb3 + r0;  // row r = p + P*h is the float offset in x
+    const float* dtq = p.dt + int64_t(p.H) * T * q;
+
+    auto load_tile = [&](int t0, int buf) {
+        const int nt = min(TT, T - t0);
+        float* Bs = bufs + buf * lay.buf_floats();
+        float* Cs = Bs + TT * N;
+        float* xs = Cs + TT * N;
+        float* dts = xs + TT * R;
+        if (vecBC) {
+            for (int i = tid; i < nt * (N / 4); i += nthr) {
+                const int t = i / (N / 4), c = i - t * (N / 4);
+                cp_async16(Bs + t * N + 4 * c, Bq + (t0 + t) * p.B_nb2 + 4 * c);
+                cp_async16(Cs + t * N + 4 * c, Cq + (t0 + t) * p.C_nb2 + 4 * c);
+            }
+        } else {
+            for (int i = tid; i < nt * N; i += nthr) {
+                const int t = i / N, n = i - t * N;
+                cp_async4(Bs + i, Bq + (t0 + t) * p.B_nb2 + n);
+                cp_async4(Cs + i, Cq + (t0 + t) * p.C_nb2 + n);
+            }
+        }
+        for (int i = tid; i < nt * R; i += nthr) {
+            const int t = i / R, rr = i - t * R;
+            cp_async4(xs + i, xq + (t0 + t) * p.x_nb2 + rr);
+        }
+        for (int i = tid; i < nt * DR; i += nthr) {
+            const int t = i / DR, rr = i - t * DR;
+            cp_async4(dts + i, dtq + int64_t(p.H) * (t0 + t) + h0 + rr);
+        }
+        cp_async_commit();
+    };
+
+    auto flush_y = [&](int t0) {
+        const int nt = min(TT, T - t0);
+        for (int i = tid; i < nt * R; i += nthr) {
+            const int t = i / R, rr = i - t * R;
+            p.out[r0 + rr + PH * (t0 + t + int64_t(T) * q)] = ys[i];
+        }
+    };
+
+    const int ntiles = (T + TT - 1) / TT;
+    load_tile(0, 0);
+    for (int it = 0; it < ntiles; ++it) {
+        const int t0 = it * TT, buf = it & 1;
+        const int nt = min(TT, T - t0);
+        const float* Bs = bufs + buf * lay.buf_floats();
+        const float* Cs = Bs + TT * N;
+        const float* xs = Cs + TT * N;
+        const float* dts = xs + TT * R;
+        cp_async_wait_all();
+        __syncthreads();
+        if (it > 0) flush_y(t0 - TT);
+        for (int i = tid; i < nt * DR; i += nthr) {
+            const float d = softplus_f(dts[i]);
+            ds[i] = d;
+            if constexpr (!M1) as[i] = expf(d * A_head);
+        }
+        __syncthreads();
+        if (it + 1 < ntiles) load_tile(t0 + TT, buf ^ 1);
+
+        // One token's update of this thread's states; returns its partial y (not yet reduced).
+        auto step = [&](int t) {
+            const float d = M1 ? ds[t * DR + row] : ds[t];
+            const float xdt = xs[t * R + row] * d;
+            const float a = M1 ? 0.0f : as[t];
+            float y0 = 0.0f, y1 = 0.0f;
+#pragma unroll
+            for (int j = 0; j < CH; ++j) {
+                const int n = 4 * (lane_in_row + LPR * j);
+                const float4 bv = *reinterpret_cast<const float4*>(Bs + t * N + n);
+                const float4 cv = *reinterpret_cast<const float4*>(Cs + t * N + n);
+                float4& s4 = st[j];
+                if constexpr (M1) {
+                    s4.x = fmaf(s4.x, exp2f(d * a2[4 * j + 0]), bv.x * xdt);
+                    s4.y = fmaf(s4.y, exp2f(d * a2[4 * j + 1]), bv.y * xdt);
+                    s4.z = fmaf(s4.z, exp2f(d * a2[4 * j + 2]), bv.z * xdt);
+                    s4.w = fmaf(s4.w, exp2f(d * a2[4 * j + 3]), bv.w * xdt);
+                } else {
+                    s4.x = fmaf(s4.x, a, bv.x * xdt);
+                    s4.y = fmaf(s4.y, a, bv.y * xdt);
+                    s4.z = fmaf(s4.z, a, bv.z * xdt);
+                    s4.w = fmaf(s4.w, a, bv.w * xdt);
+                }
+                y0 = fmaf(s4.x, cv.x, y0);
+                y1 = fmaf(s4.y, cv.y, y1);
+                y0 = fmaf(s4.z, cv.z, y0);
+                y1 = fmaf(s4.w, cv.w, y1);
+            }
+            return y0 + y1;
+        };
+
+        // Groups of 4 tokens, while none of them owes a kept-state store. Reducing each token's y
+        // right after its update made every token wait for a 4-deep shuffle chain and its shared
+        // store (the next token's shared loads cannot move above that store): measured ~455
+        // cycles per token. Here the 4 updates run back to back and the 4 reductions are merged:
+        // the first two butterfly steps exchange halves of the 4 values (3 shuffles), after which
+        // each lane carries one token, so 4 tokens cost log2(LPR) + 1 shuffles instead of 4 log2(LPR).
+        int t = 0;
+        const int group_end = min(nt, T - p.K - t0);  // tokens from here on owe a kept store
+        for (; t + 4 <= group_end; t += 4) {
+            float yp[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) yp[i] = step(t + i);
+            const bool up1 = (lane_in_row & (LPR / 2)) != 0;
+            const float w0 = (up1 ? yp[2] : yp[0]) + __shfl_xor_sync(mask, up1 ? yp[0] : yp[2], LPR / 2);
+            const float w1 = (up1 ? yp[3] : yp[1]) + __shfl_xor_sync(mask, up1 ? yp[1] : yp[3], LPR / 2);
+            const bool up2 = (lane_in_row & (LPR / 4)) != 0;
+            float u = (up2 ? w1 : w0) + __shfl_xor_sync(mask, up2 ? w0 : w1, LPR / 4);
+#pragma unroll
+            for (int off = LPR / 8; off > 0; off /= 2) u += __shfl_xor_sync(mask, u, off);
+            if ((lane_in_row & (LPR / 4 - 1)) == 0) ys[(t + 2 * up1 + up2) * R + row] = u;
+        }
+        for (; t < nt; ++t) {
+            float y = step(t);
+#pragma unroll
+            for (int off = LPR / 2; off > 0; off /= 2) y += __shfl_xor_sync(mask, y, off);
+            if (lane_in_row == 0) ys[t * R + row] = y;
+            const int k = T - 1 - (t0 + t);  // this token's state is kept in block k
+            if (k < p.K) {
+#pragma unroll
+                for (int j = 0; j < CH; ++j)
+                    st4(states + k * block_stride + state_off + 4 * (lane_in_row + LPR * j), st[j]);
+            }
+        }
+    }
+    __syncthreads();
+    flush_y((ntiles - 1) * TT);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fallback for every shape and alignment the fast kernels decline (odd d_state, misaligned
+// views, Mamba-1 with d_state != 16, ...): a thread per row, the row's state kept in block 0 of
+// the output and updated there in place. Slow (state goes through L1/L2 each token), but exact.
+__global__ void scan_generic_kernel(scan_params p);
+
+}  // namespace ssmkit::cuda
