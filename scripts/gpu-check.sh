@@ -45,8 +45,15 @@ if [ ! -x "$TO" ]; then
     step "build" build2.log cmake --build "$BUILD" -j "$(nproc)"
 fi
 
+# A build carried from another machine records that machine's source path: point it here.
+SRC_RECORDED=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+if [ -n "$SRC_RECORDED" ] && [ ! -e "$SRC_RECORDED" ]; then
+    mkdir -p "$(dirname "$SRC_RECORDED")" && ln -s "$PWD" "$SRC_RECORDED"
+fi
+BUILD_RECORDED=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+export SSMKIT_GOLDEN_DIR="$PWD/.golden"
 if [ -f "$BUILD/CTestTestfile.cmake" ] && grep -rqs cuda "$BUILD"/tests/CTestTestfile.cmake; then
-    step "ctest -L cuda" ctest.log ctest --test-dir "$BUILD" -L cuda --output-on-failure
+    step "ctest -L cuda" ctest.log ctest --test-dir "${BUILD_RECORDED:-$BUILD}" -L cuda --output-on-failure
 else
     skip "ctest -L cuda" "no cuda-labelled tests in $BUILD"
 fi

@@ -71,7 +71,7 @@ TEST(Golden, EveryFileOnEveryBackend) {
         if (running_in_ci()) GTEST_FAIL() << msg;
         GTEST_SKIP() << msg;
     }
-    EXPECT_EQ(files.size(), 25u) << "the shared golden set has 25 files";
+    if (!std::getenv("SSMKIT_GOLDEN_DIR")) EXPECT_EQ(files.size(), 25u) << "the shared golden set has 25 files";
     for (const auto& name : backends_under_test()) {
         auto be = make_backend(name);
         for (const auto& f : files) {

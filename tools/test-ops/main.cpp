@@ -57,7 +57,9 @@ int main(int argc, char** argv) {
     std::string scan_path = "auto";
     auto add_common = [&](CLI::App* sub) {
         sub->add_option("-b,--backend", o.backends,
-                        "Backend to run (repeatable): cpu-ref, cpu, cuda. Default: every backend available here");
+                        "Backend to run (repeat -b for several): cpu-ref, cpu, cuda. Default: every backend available here")
+            ->expected(1)
+            ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
         sub->add_option("-t,--threads", o.backend_opts.threads, "Threads of CPU backends (default: all cores)")
             ->check(CLI::NonNegativeNumber);
         sub->add_option("--scan-path", scan_path,
