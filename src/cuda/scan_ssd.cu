@@ -54,7 +54,9 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     float* dc;      // [q][h][chunk][2][L]: cum, delta
     bool x_vec;     // x goes through the TMA tensor map (aligned; else plain loads)
     bool bc_vec;    // B/C rows can be read as float4
-    bool s_vec;     // state rows (and output state rows) can be accessed as float4
+    bool s_vec;     // input state rows can be read as float4
+    bool so_vec;    // output state rows can be written as float4 (y's size can leave them unaligned)
+    bool y_vec;     // y rows can be written as float2
     int dbg;        // ablation bits for the probe (.ssdprobe); always 0 through the library API
 };
 
@@ -493,7 +495,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
 #pragma unroll
                     for (int j = 0; j < NJH; ++j) {
                         const int pp = ph * PH + j * 8 + 2 * qd;
-                        if (pp + 1 < pvalid && !(p.P & 1)) {
+                        if (pp + 1 < pvalid && p.y_vec) {
                             *reinterpret_cast<float2*>(yrow + pp) = make_float2(y[j][2 * hh], y[j][2 * hh + 1]);
                         } else {
                             if (pp < pvalid) yrow[pp] = y[j][2 * hh];
@@ -605,7 +607,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
         if (pp >= pvalid || n >= p.N) continue;
         const float4 v = *reinterpret_cast<const float4*>(stg + pp * LY::ldst + n);
         float* d = dst0 + (size_t)p.N * pp + n;
-        if (p.s_vec) *reinterpret_cast<float4*>(d) = v;
+        if (p.so_vec) *reinterpret_cast<float4*>(d) = v;
         else {
             d[0] = v.x;
             if (n + 1 < p.N) d[1] = v.y;
@@ -818,6 +820,9 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
                (a.B.nb[3] % 16 == 0) && (a.C.nb[1] % 16 == 0) && (a.C.nb[2] % 16 == 0) &&
                (a.C.nb[3] % 16 == 0);
     p.s_vec = (reinterpret_cast<uintptr_t>(a.s.data) % 16 == 0) && (sh.d_state % 4 == 0);
+    const uintptr_t out_addr = reinterpret_cast<uintptr_t>(a.out.data);
+    p.so_vec = ((out_addr + size_t(sh.y_elements()) * 4) % 16 == 0) && (sh.d_state % 4 == 0);
+    p.y_vec = (out_addr % 8 == 0) && (sh.head_dim % 2 == 0);
     p.dbg = g_dbg;
 
     switch (NS) {

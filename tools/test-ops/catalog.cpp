@@ -133,6 +133,10 @@ std::vector<op_case> test_catalog() {
         k.n_keep = 4;  // more kept states than tokens
         k.fused_xbc = true;
         out.push_back({k});
+        // y's size (135 floats) leaves the state blocks after it off 16-byte alignment.
+        scan_case u = scan(16, 3, 5, 1, 9, 1);
+        u.n_keep = 2;
+        out.push_back({u});
     }
     return out;
 }
