@@ -19,7 +19,7 @@
 
 #include "ssmkit/backend.h"
 #include "ssmkit/gguf.h"
-#include "ssmkit_model/model.h"
+#include "ssmkit/model.h"
 
 using namespace ssmkit;
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "ssmkit_model/model.h"
+#include "ssmkit/model.h"
 
 namespace ssmkit::model::detail {
 

@@ -29,32 +29,6 @@ struct preset {
     bool tied;  // output tied to token_embd (the Granite-4.0-H checkpoints are)
 };
 
-hparams granite(int64_t n_embd, int64_t n_layer, std::vector<int64_t> attn_layers, int64_t n_head,
-                int64_t n_kv, int64_t n_ssm_head, int64_t d_state, int64_t n_group, int64_t n_ff,
-                int64_t n_vocab, float emb, float res, float logit) {
-    hparams hp;
-    hp.architecture = arch::granite_hybrid;
-    hp.n_embd = n_embd;
-    hp.n_layer = n_layer;
-    hp.n_vocab = n_vocab;
-    hp.rms_eps = 1e-5f;
-    hp.d_conv = 4;
-    hp.d_inner = 2 * n_embd;
-    hp.d_state = d_state;
-    hp.n_ssm_head = n_ssm_head;
-    hp.n_group = n_group;
-    hp.n_head = n_head;
-    hp.n_embd_head = n_embd / n_head;
-    hp.n_head_kv.assign(size_t(n_layer), 0);
-    for (int64_t il : attn_layers) hp.n_head_kv[size_t(il)] = n_kv;
-    hp.n_ff = n_ff;
-    hp.embedding_scale = emb;
-    hp.residual_scale = res;
-    hp.attention_scale = 1.0f / float(hp.n_embd_head);
-    hp.logit_scale = logit;
-    return hp;
-}
-
 hparams mamba2(int64_t n_embd, int64_t n_layer, int64_t n_ssm_head, int64_t d_state, int64_t n_group,
                int64_t n_vocab) {
     hparams hp;
@@ -70,6 +44,25 @@ hparams mamba2(int64_t n_embd, int64_t n_layer, int64_t n_ssm_head, int64_t d_st
     hp.n_group = n_group;
     return hp;
 }
+
+hparams granite(int64_t n_embd, int64_t n_layer, std::vector<int64_t> attn_layers, int64_t n_head,
+                int64_t n_kv, int64_t n_ssm_head, int64_t d_state, int64_t n_group, int64_t n_ff,
+                int64_t n_vocab, float emb, float res, float logit) {
+    // The SSM part is Mamba-2's; Granite adds attention layers, an MLP and its multipliers.
+    hparams hp = mamba2(n_embd, n_layer, n_ssm_head, d_state, n_group, n_vocab);
+    hp.architecture = arch::granite_hybrid;
+    hp.n_head = n_head;
+    hp.n_embd_head = n_embd / n_head;
+    hp.n_head_kv.assign(size_t(n_layer), 0);
+    for (int64_t il : attn_layers) hp.n_head_kv[size_t(il)] = n_kv;
+    hp.n_ff = n_ff;
+    hp.embedding_scale = emb;
+    hp.residual_scale = res;
+    hp.attention_scale = 1.0f / float(hp.n_embd_head);
+    hp.logit_scale = logit;
+    return hp;
+}
+
 
 const std::vector<preset>& presets() {
     static const std::vector<preset> p = {

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "ssmkit/backend.h"
-#include "ssmkit_model/model.h"
+#include "ssmkit/model.h"
 
 using namespace ssmkit;
 using clock_type = std::chrono::steady_clock;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "ssmkit/error.h"
+#include "ssmkit/gguf.h"
 #include "ssmkit/ops.h"
 
 namespace ssmkit::harness {
@@ -289,6 +291,56 @@ std::vector<float> oracle_scan(const scan_case& sc, const scan_inputs& in) {
         }
     }
     return out;
+}
+
+// ---- golden files ------------------------------------------------------------------------
+
+namespace {
+
+// The integer after "K=" in golden.case, 1 when absent.
+int golden_kept_states(const std::string& golden_case) {
+    const auto pos = golden_case.find("K=");
+    return pos == std::string::npos ? 1 : std::stoi(golden_case.substr(pos + 2));
+}
+
+}  // namespace
+
+golden_result run_golden(backend& be, const std::string& path) {
+    const gguf::reader r(path);
+    golden_result res;
+    res.op = r.get_string("golden.op");
+    if (res.op != "ssm_conv" && res.op != "ssm_scan")
+        throw error(path + ": golden.op is '" + res.op + "', expected ssm_conv or ssm_scan");
+
+    const tensor_view want = r.view("out");
+    const size_t n = size_t(want.nelements());
+    device_buffer out(be, n * 4);
+    std::vector<float> got = nan_vector(n);
+    be.upload(out.get(), got.data(), n * 4);
+    size_t compared = n;
+
+    if (res.op == "ssm_conv") {
+        device_input sx(be, r.view("sx")), c(be, r.view("c"));
+        ssm_conv(be, sx.view(), c.view(),
+                 tensor_view::contiguous(out.get(), dtype::f32, {want.ne[0], want.ne[1], want.ne[2]}, be.device()));
+    } else {
+        const int K = golden_kept_states(r.get_string("golden.case"));
+        device_input s(be, r.view("s")), x(be, r.view("x")), dt(be, r.view("dt")), A(be, r.view("A")),
+            B(be, r.view("B")), C(be, r.view("C")), ids(be, r.view("ids"));
+        ssm_scan(be, s.view(), x.view(), dt.view(), A.view(), B.view(), C.view(), ids.view(),
+                 tensor_view::contiguous(out.get(), dtype::f32, {want.nelements()}, be.device()), K);
+        // Shapes as the op saw them (validated on host views, nothing run).
+        const scan_shape sh = validate_scan(r.view("s"), r.view("x"), r.view("dt"), r.view("A"), r.view("B"),
+                                            r.view("C"), r.view("ids"),
+                                            tensor_view::contiguous(got.data(), dtype::f32, {want.nelements()}), K);
+        // The file leaves blocks k >= n_t as ggml leaves them: compare y and blocks k < n_t.
+        compared = size_t(sh.y_elements() + std::min<int64_t>(K, sh.n_t) * sh.state_elements());
+        res.bound = be.scan_nmse_bound(sh);
+    }
+    be.synchronize();
+    be.download(got.data(), out.get(), n * 4);
+    res.nmse = nmse(got.data(), static_cast<const float*>(want.data), compared);
+    return res;
 }
 
 // ---- metric ------------------------------------------------------------------------------

@@ -106,6 +106,16 @@ struct scan_on_device {
 std::vector<float> oracle_conv(const conv_case& cc, const conv_inputs& in);
 std::vector<float> oracle_scan(const scan_case& sc, const scan_inputs& in);
 
+// One golden file (see ../shared/golden/README.md) run on `be` with a NaN-poisoned output:
+// the NMSE against the file's `out` (y and the kept-state blocks k < n_t, which the file defines)
+// and the bound the backend declares for it. Throws ssmkit::error on a malformed file.
+struct golden_result {
+    std::string op;  // golden.op: ssm_conv or ssm_scan
+    double nmse = 0;
+    double bound = 1e-7;
+};
+golden_result run_golden(backend& be, const std::string& path);
+
 // Normalized mean squared error sum((a-b)^2) / sum(b^2), as ggml's tests compute it;
 // +infinity when `a` holds a non-finite value (an unwritten, NaN-poisoned element).
 double nmse(const float* a, const float* b, size_t n);
