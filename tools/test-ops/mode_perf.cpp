@@ -75,7 +75,7 @@ int run_perf(const options& o) {
 
         for (const auto& c : cases) {
             const double bytes = c.bytes();
-            const int copies = int(std::clamp(std::ceil(rotation_bytes(*be) / bytes), 1.0, 16.0));
+            const int copies = int(std::clamp(std::ceil(rotation_bytes(*be) / bytes), 1.0, 4096.0));
             auto runs_of = make_copies(*be, c, seed, copies);
             auto fn = [&](int r) { runs_of[size_t(r) % runs_of.size()]->run(); };
             be->time_runs(fn, copies);  // warm-up: first touch, lazy set-up, specialization logs
