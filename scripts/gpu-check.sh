@@ -79,6 +79,12 @@ if command -v compute-sanitizer > /dev/null && [ -x "$TO" ]; then
         "$TO" test -b cuda -p "$SUBSET"
     step "racecheck (test subset)" racecheck.log compute-sanitizer --tool racecheck --error-exitcode 3 \
         "$TO" test -b cuda -p "$SUBSET"
+    # racecheck is not known to model named barriers (bar.sync 1, 256), which the chunked scan
+    # runs only when K > 1: the same scans with K = 1 use plain __syncthreads alone.
+    step "racecheck (scans, K=1)" racecheck-k1.log compute-sanitizer --tool racecheck --error-exitcode 3 \
+        "$TO" test -b cuda -o SSM_SCAN -p 'n_seq_tokens=([0-9]|13|32|64),.*K=1[,)]'
+    step "synccheck (test subset)" synccheck.log compute-sanitizer --tool synccheck --error-exitcode 3 \
+        "$TO" test -b cuda -p "$SUBSET"
     [ -x .probe/probe ] && step "memcheck (probe)" memcheck-probe.log compute-sanitizer --tool memcheck \
         --error-exitcode 3 .probe/probe quick
 else

@@ -74,7 +74,8 @@ TEST_P(OpsProperty, Mamba1ScanMatchesReference) {
         sc.mamba1 = true;
         sc.d_state = iter % 2 ? 16 : pick(1, 20);
         sc.head_dim = 1;
-        sc.n_head = pick(1, 700);
+        sc.n_group = pick(1, 3);
+        sc.n_head = sc.n_group * pick(1, 250);
         sc.n_t = iter % 3 == 0 ? 1 : pick(1, 200);
         sc.n_seqs = pick(1, 4);
         sc.n_slots = sc.n_seqs + pick(0, 2);

@@ -85,6 +85,11 @@ std::vector<op_case> test_catalog() {
         b.init = init_kind::model_like;
         out.push_back({b});
         out.push_back({mamba1(37, 1, 3)});
+        // Three groups and a channel count that leaves vector tails in every group.
+        scan_case c = mamba1(1029, 40, 2);
+        c.n_group = 3;
+        c.init = init_kind::model_like;
+        out.push_back({c});
     }
     // Mamba-2 with 2 groups, x/B/C as views into one buffer.
     {
