@@ -37,6 +37,7 @@ struct conv_params {
     float* out;
     int d_conv, n_t, d_inner, row;  // row = d_conv - 1 + n_t, floats per sx row
     int cc;                         // channels per block (tile kernel), <= channels_per_block(tile)
+    int span;                       // tokens per block (tile kernel), <= tile
     int tiles_fast;                 // grid x walks token tiles (else channel groups)
 };
 
@@ -46,21 +47,92 @@ __device__ __forceinline__ float finish(float acc, const float* bias, int ch) {
     return acc;
 }
 
+// Long tiles (>= 64 tokens, 32 channels, width known): the block's span is walked in sub-tiles
+// of kSubWindow - (W - 1) tokens whose windows (32 channels x kSubWindow floats) pass through
+// shared memory one at a time, with the next sub-tile's loads in registers while this one is
+// computed and stored. Loading the whole span first and storing it after meant every block read,
+// then wrote, in step with all the others (one wave), so DRAM saw reads and writes in turns.
+constexpr int kSubWindow = 64;                    // floats per channel row of a sub-tile window
+constexpr int kSubPitch = kSubWindow + 1;         // odd: 32 channels at one token hit 32 banks
+constexpr int kLongChannels = 32;
+
+template <int W, bool FUSE>
+__device__ __forceinline__ void conv_long_tile(const conv_params& p, float* win) {
+    constexpr int WARPS = kThreads / 32;
+    constexpr int ROWS = kLongChannels / WARPS;   // channel rows each warp loads
+    constexpr int CHUNKS = kSubWindow / 32;
+    constexpr int SUB = kSubWindow - (W - 1);     // tokens per sub-tile
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int c0 = (p.tiles_fast ? blockIdx.y : blockIdx.x) * kLongChannels;
+    const int t0 = (p.tiles_fast ? blockIdx.x : blockIdx.y) * p.span;
+    const int s = blockIdx.z;
+    const float* base = p.sx + size_t(s) * p.seq_stride + size_t(c0) * p.row + t0;
+    const int nc = min(kLongChannels, p.d_inner - c0);
+    const int nt_block = min(p.span, p.n_t - t0);
+
+    float v[ROWS][CHUNKS];
+    auto load = [&](int ts) {  // the window of the sub-tile starting ts tokens into the span
+        const int need = min(SUB, nt_block - ts) + W - 1;
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+            const int cc = warp + r * WARPS;
+#pragma unroll
+            for (int q = 0; q < CHUNKS; ++q) {
+                const int j = q * 32 + lane;
+                v[r][q] = (cc < nc && j < need) ? __ldg(base + size_t(cc) * p.row + ts + j) : 0.0f;
+            }
+        }
+    };
+
+    const int cc = tid % 32, ch = c0 + cc;   // the channel this thread computes
+    float f[W];
+#pragma unroll
+    for (int k = 0; k < W; ++k) f[k] = cc < nc ? __ldg(p.c + size_t(ch) * W + k) : 0.0f;
+    float* out = p.out + (size_t(s) * p.n_t + t0) * p.d_inner + c0;
+
+    load(0);
+    for (int ts = 0; ts < nt_block; ts += SUB) {
+        __syncthreads();  // the previous sub-tile's reads of win are done
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+            for (int q = 0; q < CHUNKS; ++q) win[(warp + r * WARPS) * kSubPitch + q * 32 + lane] = v[r][q];
+        __syncthreads();
+        if (ts + SUB < nt_block) load(ts + SUB);
+        const int n_here = min(SUB, nt_block - ts);
+        if (cc < nc) {
+            const float* wrow = win + cc * kSubPitch;
+#pragma unroll 4
+            for (int t = tid / 32; t < n_here; t += WARPS) {
+                float acc = 0.0f;
+#pragma unroll
+                for (int k = 0; k < W; ++k) acc = fmaf(wrow[t + k], f[k], acc);
+                out[size_t(ts + t) * p.d_inner + cc] = finish<FUSE>(acc, p.bias, ch);
+            }
+        }
+    }
+}
+
 // W = 0: width known only at run time.
 template <int W, int TILE, bool FUSE>
 __global__ void __launch_bounds__(kThreads) conv_tile_kernel(conv_params p) {
     constexpr int CC = channels_per_block(TILE);  // the most channels a block may take
+    extern __shared__ float win[];
+    if constexpr (W > 0 && CC == kLongChannels) {
+        conv_long_tile<W, FUSE>(p, win);
+        return;
+    }
     // Fewer channels per block when the grid would otherwise leave SMs short of blocks (each
     // block loads, then computes and stores: overlap comes only from other resident blocks).
     const int ccb = CC <= kThreads ? p.cc : CC;
     const int w = W > 0 ? W : p.d_conv;
-    const int seg = TILE + w - 1;  // floats of one channel's window
+    const int span = p.span;      // tokens of this block: TILE, or less when the launcher balances SMs
+    const int seg = span + w - 1;  // floats of one channel's window
     // An odd pitch makes a warp's reads of 32 channels at the same token hit 32 distinct banks.
     const int pitch = seg | 1;
-    extern __shared__ float win[];
 
     const int c0 = (p.tiles_fast ? blockIdx.y : blockIdx.x) * ccb;
-    const int t0 = (p.tiles_fast ? blockIdx.x : blockIdx.y) * TILE;
+    const int t0 = (p.tiles_fast ? blockIdx.x : blockIdx.y) * span;
     const int s = blockIdx.z;
     const float* base = p.sx + size_t(s) * p.seq_stride + size_t(c0) * p.row + t0;
     const int nc = min(ccb, p.d_inner - c0);
@@ -94,7 +166,7 @@ __global__ void __launch_bounds__(kThreads) conv_tile_kernel(conv_params p) {
     }
     __syncthreads();
 
-    const int nt_here = min(TILE, p.n_t - t0);
+    const int nt_here = min(span, p.n_t - t0);
     float* out = p.out + (size_t(s) * p.n_t + t0) * p.d_inner + c0;
     if constexpr (CC <= kThreads) {
         // Each thread owns one channel: its filter stays in registers.
@@ -222,6 +294,33 @@ int tile_for(int64_t n_t) {
 
 constexpr int64_t kMaxGridYZ = 65535;
 
+// Tokens per block for a long tile. ceil(n_t / tile) equal spans is the fewest blocks; with few
+// blocks per SM the largest share decides the time (515 tokens x 3328 channels: 3 spans x 104
+// channel groups = 312 blocks, 2.4 per SM on 132 SMs, so some SMs move 3 blocks' bytes while the
+// average is 2.4). More, shorter spans can even the shares out; each span re-reads width - 1
+// tokens of halo, so the score is balance x useful fraction of the reads.
+// SSMKIT_CUDA_CONV_SPAN=tile turns balancing off, for measurements.
+int span_for(int64_t n_t, int tile, int64_t blocks_per_span, int64_t d_conv, int sms) {
+    if (tile < 64) return tile;
+    if (const char* e = std::getenv("SSMKIT_CUDA_CONV_SPAN"); e && std::strcmp(e, "tile") == 0) return tile;
+    const int64_t fewest = (n_t + tile - 1) / tile;
+    int64_t best_spans = fewest;
+    double best = -1;
+    for (int64_t spans = fewest; spans <= 4 * fewest; ++spans) {
+        const int64_t span = (n_t + spans - 1) / spans;
+        if (span < 32 || spans > kMaxGridYZ) break;
+        const int64_t blocks = ((n_t + span - 1) / span) * blocks_per_span;
+        const int64_t per_sm = (blocks + sms - 1) / sms;
+        const double balance = double(blocks) / double(per_sm * sms);
+        const double useful = double(span) / double(span + d_conv - 1);
+        if (balance * useful > best + 1e-3) {
+            best = balance * useful;
+            best_spans = spans;
+        }
+    }
+    return int((n_t + best_spans - 1) / best_spans);
+}
+
 }  // namespace
 
 void conv_launch(const conv_args& a, cudaStream_t stream) {
@@ -258,23 +357,19 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
     }
 
     const int tile = tile_for(sh.n_t);
-    int cc = channels_per_block(tile);
-    if (cc <= kThreads) {
-        // Measured (notes, run 2): fewer channels per block is slower at every size, even where
-        // the grid is short of blocks: 32 channels = 128-byte output segments per token; 16 and
-        // 8 leave 64- and 32-byte segments that DRAM writes handle badly (8: 76 us vs 42.7).
-        // SSMKIT_CUDA_CONV_CC (8, 16, 32) overrides, for measurements.
-        if (const char* e = std::getenv("SSMKIT_CUDA_CONV_CC")) {
-            const int v = std::atoi(e);
-            if (v == 8 || v == 16 || v == 32) cc = std::min(v, channels_per_block(tile));
-        }
-    }
+    // 32 channels (128-byte output segments per token) measured best at every size, even where
+    // the grid is short of blocks: 16 and 8 leave 64- and 32-byte segments (notes, run 2).
+    const int cc = channels_per_block(tile);
     p.cc = cc;
+    const unsigned groups = unsigned((sh.d_inner + cc - 1) / cc);
+    p.span = span_for(sh.n_t, tile, int64_t(groups) * sh.n_s, sh.d_conv, info_for_current_device().sm_count);
     // SSMKIT_CUDA_CONV_ORDER=tiles: consecutive blocks take consecutive token tiles of the same
     // channels (longer contiguous reads, scattered writes), for measurements.
     const char* order = std::getenv("SSMKIT_CUDA_CONV_ORDER");
     p.tiles_fast = order && std::strcmp(order, "tiles") == 0;
-    const size_t smem = size_t(cc) * ((tile + sh.d_conv - 1) | 1) * sizeof(float);
+    const bool long_tile = sh.d_conv == 4 && channels_per_block(tile) == kLongChannels;
+    const size_t smem = long_tile ? size_t(kLongChannels) * kSubPitch * sizeof(float)
+                                  : size_t(cc) * ((p.span + sh.d_conv - 1) | 1) * sizeof(float);
     const size_t smem_limit = info_for_current_device().smem_optin;
     if (smem > smem_limit) {
         const kernel_key key{op, 0, 0};
@@ -294,7 +389,7 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
     if (smem > 48 * 1024)
         check(cudaFuncSetAttribute(e->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
               "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
-    const int64_t tiles = (sh.n_t + tile - 1) / tile;
+    const int64_t tiles = (sh.n_t + p.span - 1) / p.span;
     if (tiles > kMaxGridYZ) throw backend_error("cuda ssm_conv: n_t too large for one launch");
     // Sequences beyond the grid's z limit go in further launches with the pointers moved on.
     for (int64_t s0 = 0; s0 < sh.n_s; s0 += kMaxGridYZ) {
@@ -303,7 +398,6 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
         q.sx += size_t(s0) * p.seq_stride;
         q.out += size_t(s0) * sh.n_t * sh.d_inner;
         void* args[] = {&q};
-        const unsigned groups = unsigned((sh.d_inner + cc - 1) / cc);
         const dim3 grid = p.tiles_fast ? dim3(unsigned(tiles), groups, unsigned(ns)) : dim3(groups, unsigned(tiles), unsigned(ns));
         if (p.tiles_fast && groups > kMaxGridYZ) throw backend_error("cuda ssm_conv: too many channels for tile order");
         check(cudaLaunchKernel(e->fn, grid, dim3(kThreads), args, smem, stream), e->name.c_str());

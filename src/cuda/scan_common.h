@@ -90,22 +90,23 @@ inline int pow2_floor(int64_t v) {
 
 // Launches the sequential kernel for rows_per_group rows that share a B/C group (Mamba-1) or a
 // head (Mamba-2). R (rows per block) is the largest power of two that divides that span and fits
-// 256 threads, halved while the grid would leave SMs idle.
-template <int N, int E, bool M1>
+// 256 threads (RT rows per thread), halved while the grid would leave SMs idle.
+template <int N, int E, bool M1, int RT = 1>
 bool launch_seq(const scan_params& p, int64_t span, cudaStream_t stream, const char* op, const char* name) {
     constexpr int LPR = N / E;
-    int R = 1;
-    while (R * 2 * LPR <= 256 && span % (R * 2) == 0) R *= 2;
+    if (span % RT != 0) return false;
+    int R = RT;
+    while (R * 2 * LPR / RT <= 256 && span % (R * 2) == 0) R *= 2;
     const int64_t PH = int64_t(p.P) * p.H;
     const int sms = info_for_current_device().sm_count;
-    while (R * LPR > 64 && (PH / R) * p.S < 2 * sms) R /= 2;
+    while (R > RT && R * LPR / RT > 64 && (PH / R) * p.S < 2 * sms) R /= 2;
     const int DR = M1 ? R : 1;
     const int bytes_per_token = (2 * N + R + DR) * 4;
     int TT = std::clamp(pow2_floor(24576 / bytes_per_token), 2, 64);
     while (TT / 2 >= p.T && TT > 2) TT /= 2;
     const size_t smem = size_t(seq_smem{TT, R, DR, N}.total_floats()) * sizeof(float);
-    const void* fn = reinterpret_cast<const void*>(&scan_seq_kernel<N, E, M1>);
-    note_kernel(op, N, E, fn, name);
+    const void* fn = reinterpret_cast<const void*>(&scan_seq_kernel<N, E, M1, RT>);
+    note_kernel(op, N, E * RT, fn, name);
     if (smem > info_for_current_device().smem_optin) return false;
     if (smem > 48 * 1024)
         check(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
@@ -113,7 +114,7 @@ bool launch_seq(const scan_params& p, int64_t span, cudaStream_t stream, const c
     const int vec = bc_aligned(p) ? 1 : 0;
     if (p.S > 65535) return false;  // grid.y limit; the generic kernel takes it
     const dim3 grid(unsigned(PH / R), unsigned(p.S));
-    scan_seq_kernel<N, E, M1><<<grid, R * LPR, smem, stream>>>(p, R, TT, vec);
+    scan_seq_kernel<N, E, M1, RT><<<grid, R * LPR / RT, smem, stream>>>(p, R, TT, vec);
     check_launch(name);
     return true;
 }

@@ -125,10 +125,43 @@ struct seq_smem {
     __host__ __device__ int total_floats() const { return 2 * buf_floats() + TT * DR + TT + TT * R; }
 };
 
-template <int N, int E, bool M1>
+// Sums V partial values (V a power of two, V <= LPR) across the LPR lanes of a row. Halving steps
+// exchange halves of the value list instead of whole lists (V/2 + V/4 + ... shuffles), so after
+// log2(V) steps each lane carries one value; the rest is a plain butterfly. Returns the sum of
+// value index k, where k's bits are the lane's bits LPR/2, LPR/4, ... (see value_index).
+template <int LPR, int V>
+__device__ __forceinline__ float reduce_transposed(float (&v)[V], int lane_in_row, unsigned mask) {
+#pragma unroll
+    for (int n = V, off = LPR / 2; n > 1; n /= 2, off /= 2) {
+        const bool up = (lane_in_row & off) != 0;
+#pragma unroll
+        for (int i = 0; i < n / 2; ++i)
+            v[i] = (up ? v[i + n / 2] : v[i]) + __shfl_xor_sync(mask, up ? v[i] : v[i + n / 2], off);
+    }
+    float u = v[0];
+#pragma unroll
+    for (int off = LPR / (2 * V); off > 0; off /= 2) u += __shfl_xor_sync(mask, u, off);
+    return u;
+}
+template <int LPR, int V>
+__device__ __forceinline__ int value_index(int lane_in_row) {
+    int k = 0;
+#pragma unroll
+    for (int n = V, off = LPR / 2; n > 1; n /= 2, off /= 2) k += (lane_in_row & off) ? n / 2 : 0;
+    return k;
+}
+template <int LPR, int V>
+__device__ __forceinline__ bool value_owner(int lane_in_row) { return (lane_in_row & (LPR / V - 1)) == 0; }
+
+// RT rows per thread (Mamba-2 only): the thread's rows are row, row + R/RT, ...; every B and C
+// chunk read from shared memory then feeds RT state rows, which divides the shared-memory
+// wavefronts per state element by RT (they, not issue, bound RT = 1 on granite: notes, run 2).
+template <int N, int E, bool M1, int RT = 1>
 __global__ void __launch_bounds__(256) scan_seq_kernel(scan_params p, int R, int TT, int vecBC) {
+    static_assert(!M1 || RT == 1, "Mamba-1 rows each have their own delta: one row per thread");
     constexpr int LPR = N / E;
-    constexpr int CH = E / 4;  // float4 chunks per thread
+    constexpr int CH = E / 4;  // float4 chunks per thread and row
+    static_assert(4 * RT <= LPR, "the merged reduction needs a lane per value");
     extern __shared__ __align__(16) float sm[];
     const int DR = M1 ? R : 1;
     const seq_smem lay{TT, R, DR, N};
@@ -139,30 +172,35 @@ __global__ void __launch_bounds__(256) scan_seq_kernel(scan_params p, int R, int
 
     const int tid = threadIdx.x, nthr = blockDim.x;
     const int lane_in_row = tid % LPR, row = tid / LPR;
+    const int RS = R / RT;                  // distance between a thread's rows
     const int q = blockIdx.y;
     const int64_t PH = int64_t(p.P) * p.H;
     const int64_t r0 = int64_t(blockIdx.x) * R;
-    const int64_t r = r0 + row;
     const int h0 = int(r0 / p.P);           // head of the block's first row
-    const int h = int(r / p.P);
     const int g = h0 / (p.H / p.G);         // whole block in one group
     const int T = p.T;
     const unsigned mask = nthr >= 32 ? 0xffffffffu : ((1u << nthr) - 1u);
 
     const int32_t slot = __ldg(p.ids + q);
     const bool ok = slot_ok(slot, p.n_slots);
-    float4 st[CH];
-    const size_t state_off = (size_t(q) * PH + r) * N;
+    float4 st[RT][CH];
+    size_t state_off[RT];
     float* states = p.out + PH * T * int64_t(p.S);
     const int64_t block_stride = PH * p.S * N;
 #pragma unroll
-    for (int j = 0; j < CH; ++j) {
-        const int n = 4 * (lane_in_row + LPR * j);
-        st[j] = ok ? ld4(p.s + (size_t(slot) * PH + r) * N + n) : make_float4(NAN, NAN, NAN, NAN);
-        for (int k = T; k < p.K; ++k) st4(states + k * block_stride + state_off + n, st[j]);
+    for (int i = 0; i < RT; ++i) {
+        const int64_t r = r0 + row + i * RS;
+        state_off[i] = (size_t(q) * PH + r) * N;
+#pragma unroll
+        for (int j = 0; j < CH; ++j) {
+            const int n = 4 * (lane_in_row + LPR * j);
+            st[i][j] = ok ? ld4(p.s + (size_t(slot) * PH + r) * N + n) : make_float4(NAN, NAN, NAN, NAN);
+            for (int k = T; k < p.K; ++k) st4(states + k * block_stride + state_off[i] + n, st[i][j]);
+        }
     }
     float a2[M1 ? E : 1];
     if constexpr (M1) {
+        const int h = int((r0 + row) / p.P);
 #pragma unroll
         for (int j = 0; j < CH; ++j) {
             const float4 av = ld4(p.A + size_t(h) * N + 4 * (lane_in_row + LPR * j));
@@ -237,68 +275,75 @@ __global__ void __launch_bounds__(256) scan_seq_kernel(scan_params p, int R, int
         __syncthreads();
         if (it + 1 < ntiles) load_tile(t0 + TT, buf ^ 1);
 
-        // One token's update of this thread's states; returns its partial y (not yet reduced).
-        auto step = [&](int t) {
+        // One token's update of this thread's states; writes its RT partial y (not yet reduced).
+        auto step = [&](int t, float* yout) {
             const float d = M1 ? ds[t * DR + row] : ds[t];
-            const float xdt = xs[t * R + row] * d;
+            float xdt[RT];
+#pragma unroll
+            for (int i = 0; i < RT; ++i) xdt[i] = xs[t * R + row + i * RS] * d;
             const float a = M1 ? 0.0f : as[t];
-            float y0 = 0.0f, y1 = 0.0f;
+            float y0[RT], y1[RT];
+#pragma unroll
+            for (int i = 0; i < RT; ++i) y0[i] = y1[i] = 0.0f;
 #pragma unroll
             for (int j = 0; j < CH; ++j) {
                 const int n = 4 * (lane_in_row + LPR * j);
                 const float4 bv = *reinterpret_cast<const float4*>(Bs + t * N + n);
                 const float4 cv = *reinterpret_cast<const float4*>(Cs + t * N + n);
-                float4& s4 = st[j];
-                if constexpr (M1) {
-                    s4.x = fmaf(s4.x, exp2f(d * a2[4 * j + 0]), bv.x * xdt);
-                    s4.y = fmaf(s4.y, exp2f(d * a2[4 * j + 1]), bv.y * xdt);
-                    s4.z = fmaf(s4.z, exp2f(d * a2[4 * j + 2]), bv.z * xdt);
-                    s4.w = fmaf(s4.w, exp2f(d * a2[4 * j + 3]), bv.w * xdt);
-                } else {
-                    s4.x = fmaf(s4.x, a, bv.x * xdt);
-                    s4.y = fmaf(s4.y, a, bv.y * xdt);
-                    s4.z = fmaf(s4.z, a, bv.z * xdt);
-                    s4.w = fmaf(s4.w, a, bv.w * xdt);
+#pragma unroll
+                for (int i = 0; i < RT; ++i) {
+                    float4& s4 = st[i][j];
+                    if constexpr (M1) {
+                        s4.x = fmaf(s4.x, exp2f(d * a2[4 * j + 0]), bv.x * xdt[i]);
+                        s4.y = fmaf(s4.y, exp2f(d * a2[4 * j + 1]), bv.y * xdt[i]);
+                        s4.z = fmaf(s4.z, exp2f(d * a2[4 * j + 2]), bv.z * xdt[i]);
+                        s4.w = fmaf(s4.w, exp2f(d * a2[4 * j + 3]), bv.w * xdt[i]);
+                    } else {
+                        s4.x = fmaf(s4.x, a, bv.x * xdt[i]);
+                        s4.y = fmaf(s4.y, a, bv.y * xdt[i]);
+                        s4.z = fmaf(s4.z, a, bv.z * xdt[i]);
+                        s4.w = fmaf(s4.w, a, bv.w * xdt[i]);
+                    }
+                    y0[i] = fmaf(s4.x, cv.x, y0[i]);
+                    y1[i] = fmaf(s4.y, cv.y, y1[i]);
+                    y0[i] = fmaf(s4.z, cv.z, y0[i]);
+                    y1[i] = fmaf(s4.w, cv.w, y1[i]);
                 }
-                y0 = fmaf(s4.x, cv.x, y0);
-                y1 = fmaf(s4.y, cv.y, y1);
-                y0 = fmaf(s4.z, cv.z, y0);
-                y1 = fmaf(s4.w, cv.w, y1);
             }
-            return y0 + y1;
+#pragma unroll
+            for (int i = 0; i < RT; ++i) yout[i] = y0[i] + y1[i];
         };
 
         // Groups of 4 tokens, while none of them owes a kept-state store. Reducing each token's y
         // right after its update made every token wait for a 4-deep shuffle chain and its shared
         // store (the next token's shared loads cannot move above that store): measured ~455
-        // cycles per token. Here the 4 updates run back to back and the 4 reductions are merged:
-        // the first two butterfly steps exchange halves of the 4 values (3 shuffles), after which
-        // each lane carries one token, so 4 tokens cost log2(LPR) + 1 shuffles instead of 4 log2(LPR).
+        // cycles per token. Here the 4 updates run back to back and their 4 x RT partial sums
+        // are reduced together (reduce_transposed).
+        constexpr int V = 4 * RT;
         int t = 0;
         const int group_end = min(nt, T - p.K - t0);  // tokens from here on owe a kept store
         for (; t + 4 <= group_end; t += 4) {
-            float yp[4];
+            float yp[V];  // index = token * RT + row
 #pragma unroll
-            for (int i = 0; i < 4; ++i) yp[i] = step(t + i);
-            const bool up1 = (lane_in_row & (LPR / 2)) != 0;
-            const float w0 = (up1 ? yp[2] : yp[0]) + __shfl_xor_sync(mask, up1 ? yp[0] : yp[2], LPR / 2);
-            const float w1 = (up1 ? yp[3] : yp[1]) + __shfl_xor_sync(mask, up1 ? yp[1] : yp[3], LPR / 2);
-            const bool up2 = (lane_in_row & (LPR / 4)) != 0;
-            float u = (up2 ? w1 : w0) + __shfl_xor_sync(mask, up2 ? w0 : w1, LPR / 4);
-#pragma unroll
-            for (int off = LPR / 8; off > 0; off /= 2) u += __shfl_xor_sync(mask, u, off);
-            if ((lane_in_row & (LPR / 4 - 1)) == 0) ys[(t + 2 * up1 + up2) * R + row] = u;
+            for (int i = 0; i < 4; ++i) step(t + i, yp + i * RT);
+            const float u = reduce_transposed<LPR, V>(yp, lane_in_row, mask);
+            if (value_owner<LPR, V>(lane_in_row)) {
+                const int k = value_index<LPR, V>(lane_in_row);
+                ys[(t + k / RT) * R + row + (k % RT) * RS] = u;
+            }
         }
         for (; t < nt; ++t) {
-            float y = step(t);
-#pragma unroll
-            for (int off = LPR / 2; off > 0; off /= 2) y += __shfl_xor_sync(mask, y, off);
-            if (lane_in_row == 0) ys[t * R + row] = y;
+            float yp[RT];
+            step(t, yp);
+            const float u = reduce_transposed<LPR, RT>(yp, lane_in_row, mask);
+            if (value_owner<LPR, RT>(lane_in_row)) ys[t * R + row + value_index<LPR, RT>(lane_in_row) * RS] = u;
             const int k = T - 1 - (t0 + t);  // this token's state is kept in block k
             if (k < p.K) {
 #pragma unroll
-                for (int j = 0; j < CH; ++j)
-                    st4(states + k * block_stride + state_off + 4 * (lane_in_row + LPR * j), st[j]);
+                for (int i = 0; i < RT; ++i)
+#pragma unroll
+                    for (int j = 0; j < CH; ++j)
+                        st4(states + k * block_stride + state_off[i] + 4 * (lane_in_row + LPR * j), st[i][j]);
             }
         }
     }

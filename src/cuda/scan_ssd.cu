@@ -10,9 +10,9 @@
 //             keeps the running state in registers, so the inter-chunk pass needs no workspace
 //             round trip and no extra launch. Per chunk: phase 1, warps 0-9 build the ten
 //             16x16 blocks of the causal, decay-masked C B^T (one each, into shared memory);
-//             phase 2, warps 0-7 produce y (16 tokens x half the head_dim tile each: C S_in plus
-//             M x) while warps 8-15 emit kept states and advance the state
-//             (S = decay S + B^T (decay-weighted x)). The walk is latency-bound, so each chunk's
+//             kept states whose token is in the chunk (K > 1 only, all warps); phase 2, warps
+//             0-7 produce y (16 tokens x half the head_dim tile each: C S_in plus M x) while
+//             warps 8-15 advance the state (S = decay S + B^T (decay-weighted x)). The walk is latency-bound, so each chunk's
 //             work is cut into short dependent chains spread over 16 warps.
 //
 // Operands are fp16 with fp32 accumulation (m16n8k16 mma.sync): fp16 keeps 11 significant bits
@@ -57,7 +57,6 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     bool s_vec;     // input state rows can be read as float4
     bool so_vec;    // output state rows can be written as float4 (y's size can leave them unaligned)
     bool y_vec;     // y rows can be written as float2
-    int dbg;        // ablation bits for the probe (.ssdprobe); always 0 through the library API
 };
 
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(expf(v)); }
@@ -304,7 +303,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
     // One thread issues a chunk's three copies: the B/C tile and cum/delta (written by ssd_prep)
     // and this head_dim tile of x (a 4-d TMA box; rows past T and columns past head_dim read 0).
     auto issue = [&](int c) {
-        if (c >= p.nch || threadIdx.x != 0 || (p.dbg & 8)) return;
+        if (c >= p.nch || threadIdx.x != 0) return;
         unsigned char* st = stage(c);
         uint64_t* bar = &bars[c % kStages];
         const unsigned bytes = unsigned(LY::bc_bytes + LY::dc_bytes) + (p.x_vec ? unsigned(LY::xraw_bytes) : 0u);
@@ -378,7 +377,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
     for (int c = 0; c < p.nch; ++c) {
         __syncthreads();   // everyone is done with chunk c-1 (its stage, X16/XS16, S16 reads)
         issue(c + kStages - 1);
-        if (!(p.dbg & 8)) mbar_wait(&bars[c % kStages], unsigned(c / kStages) & 1u);
+        mbar_wait(&bars[c % kStages], unsigned(c / kStages) & 1u);
 
         unsigned char* st = stage(c);
         const __half* B16 = reinterpret_cast<const __half*>(st);
@@ -392,7 +391,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
 
         // x to fp16 twice: plain (in-chunk product) and weighted by delta_s and the decay to the
         // chunk end (state update). Rows past the sequence and columns past head_dim are zero.
-        for (int i = threadIdx.x; i < ((p.dbg & 4) ? 0 : kL * PT / 4); i += kThreads) {
+        for (int i = threadIdx.x; i < kL * PT / 4; i += kThreads) {
             const int t = i / (PT / 4), k = (i % (PT / 4)) * 4;
             float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
             if (t < nt && k < pvalid) {
@@ -422,7 +421,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
         // each: M[t][s] = (C B^T)[t][s] exp(cum_t - cum_s) delta_s for s <= t, as fp16 in MS16.
         // One block per warp keeps every dependent chain short; the walk over chunks is
         // latency-bound, so short chains on many warps beat long ones on few.
-        if (warp < 10 && !(p.dbg & 1)) {
+        if (warp < 10) {
             const int rg = warp >= 6 ? 3 : warp >= 3 ? 2 : warp >= 1 ? 1 : 0;
             const int jj = warp - rg * (rg + 1) / 2;
             float gacc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
@@ -451,6 +450,57 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
         }
         __syncthreads();
 
+        // ---------------- kept states whose token falls in this chunk (rare: K > 1), before phase 2
+        // because they need S_in: exp(cum_tau) S_in + B^T (x weighted up to tau). The condition is
+        // the same for the whole block, so plain block barriers order the KX buffer.
+        for (int k = 1; k < p.K && k < p.T; ++k) {
+            const int tau = p.T - 1 - k;
+            if (tau < t0 || tau >= t0 + kL) continue;
+            const int e = tau - t0;
+            __half* KX = S16(c + 1);   // free: chunk c-1's S_in, read before this chunk began
+            const float ce = cum[e];
+            for (int i = threadIdx.x; i < kL * PT / 2; i += kThreads) {
+                const int t = i / (PT / 2), kx = (i % (PT / 2)) * 2;
+                const float2 v = (t < nt && kx < pvalid) ? *reinterpret_cast<const float2*>(xr + t * PT + kx)
+                                                         : make_float2(0.f, 0.f);
+                const float w = t <= e ? delta[t] * __expf(ce - cum[t]) : 0.f;
+                *reinterpret_cast<__half2*>(KX + t * ldx + kx) = __floats2half2_rn(v.x * w, v.y * w);
+            }
+            __syncthreads();
+            if (state_active) {
+                const float ee = __expf(ce);
+                float* blk = p.out + ysz + (size_t)k * ssz + slab;
+#pragma unroll
+                for (int u = 0; u < UPW; ++u) {
+                    float acc[NJH][4];
+#pragma unroll
+                    for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                        for (int r = 0; r < 4; ++r) acc[j][r] = 0.f;
+                    const int n0 = u_mt(u) * 16;
+#pragma unroll
+                    for (int kk = 0; kk < 4; ++kk) {
+                        uint32_t a[4];
+                        const __half* ptr = B16 + (kk * 16 + (lane & 7) + (lane >> 4) * 8) * ldbc + n0 + ((lane >> 3) & 1) * 8;
+                        ldsm_x4_t(a[0], a[1], a[2], a[3], ptr);
+                        uint32_t b[NJH][2];
+                        load_b_kn<NJH>(b, KX + u_ph(u) * PH, ldx, kk * 16, lane);
+#pragma unroll
+                        for (int j = 0; j < NJH; ++j) mma16816(acc[j], a, b[j][0], b[j][1]);
+                    }
+#pragma unroll
+                    for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                        for (int r = 0; r < 4; ++r) {
+                            const int n = n0 + gr + (r >> 1) * 8;
+                            const int pp = u_ph(u) * PH + j * 8 + 2 * qd + (r & 1);
+                            if (n < p.N && pp < pvalid) blk[n + (size_t)p.N * pp] = ee * S[u][j][r] + acc[j][r];
+                        }
+                }
+            }
+            __syncthreads();   // KX reads done before the next kept token or this chunk's S16(c+1)
+        }
+
         if (!is_state) {
             // ---------------- phase 2, y for tokens [16 rg, 16 rg + 16), columns [PH ph, PH ph + PH):
             // exp(cum_t) C S_in + M x. Warp w runs on scheduler w % 4: the heaviest row group
@@ -474,7 +524,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
             const float e0 = __expf(cum[r0 + gr]), e1 = __expf(cum[r0 + gr + 8]);
 #pragma unroll
             for (int j = 0; j < NJH; ++j) { y[j][0] *= e0; y[j][1] *= e0; y[j][2] *= e1; y[j][3] *= e1; }
-            if (!(p.dbg & 1)) {
+            {
 #pragma unroll
                 for (int kk = 0; kk < 4; ++kk) {
                     if (kk <= rg) {
@@ -505,61 +555,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
                 }
             }
         } else {
-            // ---------------- kept states whose token falls in this chunk (rare: K > 1). All eight
-            // state warps build the weighted x (named barrier 1 counts their 256 threads); warps
-            // that own state rows multiply.
-            for (int k = 1; k < p.K && k < p.T; ++k) {
-                const int tau = p.T - 1 - k;
-                if (tau < t0 || tau >= t0 + kL) continue;
-                const int e = tau - t0;
-                __half* KX = S16(c + 1);   // free until this chunk's state is stored below
-                const float ce = cum[e];
-                asm volatile("bar.sync 1, 256;\n" ::: "memory");
-                for (int i = threadIdx.x - 256; i < kL * PT / 2; i += 256) {
-                    const int t = i / (PT / 2), kx = (i % (PT / 2)) * 2;
-                    const float2 v = (t < nt && kx < pvalid) ? *reinterpret_cast<const float2*>(xr + t * PT + kx)
-                                                             : make_float2(0.f, 0.f);
-                    const float w = t <= e ? delta[t] * __expf(ce - cum[t]) : 0.f;
-                    *reinterpret_cast<__half2*>(KX + t * ldx + kx) = __floats2half2_rn(v.x * w, v.y * w);
-                }
-                asm volatile("bar.sync 1, 256;\n" ::: "memory");
-                if (state_active) {
-                    const float ee = __expf(ce);
-                    float* blk = p.out + ysz + (size_t)k * ssz + slab;
-#pragma unroll
-                    for (int u = 0; u < UPW; ++u) {
-                        float acc[NJH][4];
-#pragma unroll
-                        for (int j = 0; j < NJH; ++j)
-#pragma unroll
-                            for (int r = 0; r < 4; ++r) acc[j][r] = 0.f;
-                        const int n0 = u_mt(u) * 16;
-#pragma unroll
-                        for (int kk = 0; kk < 4; ++kk) {
-                            uint32_t a[4];
-                            const __half* ptr = B16 + (kk * 16 + (lane & 7) + (lane >> 4) * 8) * ldbc + n0 + ((lane >> 3) & 1) * 8;
-                            ldsm_x4_t(a[0], a[1], a[2], a[3], ptr);
-                            uint32_t b[NJH][2];
-                            load_b_kn<NJH>(b, KX + u_ph(u) * PH, ldx, kk * 16, lane);
-#pragma unroll
-                            for (int j = 0; j < NJH; ++j) mma16816(acc[j], a, b[j][0], b[j][1]);
-                        }
-#pragma unroll
-                        for (int j = 0; j < NJH; ++j)
-#pragma unroll
-                            for (int r = 0; r < 4; ++r) {
-                                const int n = n0 + gr + (r >> 1) * 8;
-                                const int pp = u_ph(u) * PH + j * 8 + 2 * qd + (r & 1);
-                                if (n < p.N && pp < pvalid) blk[n + (size_t)p.N * pp] = ee * S[u][j][r] + acc[j][r];
-                            }
-                    }
-                }
-            }
-            // KX reads are done before S16(c+1) is overwritten with this chunk's state
-            if (p.K > 1) asm volatile("bar.sync 1, 256;\n" ::: "memory");
-
             // ---------------- S = exp(cum_last) S + B^T XS
-            if (state_active && !(p.dbg & 2)) {
+            if (state_active) {
                 const float el = __expf(cum_last);
 #pragma unroll
                 for (int u = 0; u < UPW; ++u)
@@ -619,11 +616,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
 
 int pick_ns(int64_t N) { return N <= 32 ? 32 : N <= 64 ? 64 : N <= 128 ? 128 : 0; }
 
-int g_force_pt = 0;   // probe hook: force a head_dim tile
-int g_dbg = 0;        // probe hook: ablations
-
 int pick_pt(const ssmkit::scan_shape& sh) {
-    if (g_force_pt) return g_force_pt;
     const int64_t P = sh.head_dim;
     if (P % 80 == 0 && P % 64 != 0) return 80;
     if (P <= 32) return 32;
@@ -695,8 +688,7 @@ bool launch_pair(const ssd_params& p, cudaStream_t stream) {
     if (!prepare_main<NS, PT>()) return false;
     dim3 pg(unsigned(p.nch), unsigned(p.S),
             unsigned(prep_bc_blocks(p.G, NS) + (p.H + kHeadsPerPrepBlock - 1) / kHeadsPerPrepBlock));
-    if (!(p.dbg & 16)) ssd_prep<NS><<<pg, 256, 0, stream>>>(p);
-    if (p.dbg & 32) return true;
+    ssd_prep<NS><<<pg, 256, 0, stream>>>(p);
     const int n_pt = (p.P + PT - 1) / PT;
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(unsigned(n_pt * p.H), unsigned(p.S));
@@ -707,7 +699,7 @@ bool launch_pair(const ssd_params& p, cudaStream_t stream) {
     // while ssd_prep runs; griddepcontrol.wait orders the reads of its outputs. Capturable.
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = (p.dbg & 64) ? 0 : 1;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
     if (cudaLaunchKernelEx(&cfg, ssd_main<NS, PT>, p) != cudaSuccess) {
@@ -823,7 +815,6 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     const uintptr_t out_addr = reinterpret_cast<uintptr_t>(a.out.data);
     p.so_vec = ((out_addr + size_t(sh.y_elements()) * 4) % 16 == 0) && (sh.d_state % 4 == 0);
     p.y_vec = (out_addr % 8 == 0) && (sh.head_dim % 2 == 0);
-    p.dbg = g_dbg;
 
     switch (NS) {
         case 32: return launch_ns<32>(p, PT, stream);
@@ -832,7 +823,3 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
         default: return false;
     }
 }
-
-// Probe hook (not part of the header's contract): force the head_dim tile, 0 = automatic.
-void ssd_debug_force_ptile(int pt) { g_force_pt = pt; }
-void ssd_debug_flags(int f) { g_dbg = f; }

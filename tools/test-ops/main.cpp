@@ -86,6 +86,12 @@ int main(int argc, char** argv) {
     perf->add_option("--json", o.json_path, "Also write one JSON object per case to this file");
     perf->add_option("--runs", o.runs, "Runs per case (default: about --seconds of work)")->check(CLI::PositiveNumber);
     perf->add_option("--seconds", o.perf_seconds, "Seconds of work per case (default 1)")->check(CLI::PositiveNumber);
+    std::string cache = "cold";
+    perf->add_option("--cache", cache,
+                     "cold (default): rotate each case's inputs through copies that overflow the last-level cache, "
+                     "so every run reads DRAM; hot: reuse one set of buffers, as ggml's test-backend-ops perf does "
+                     "(small cases then run from cache and may exceed 100% of the copy bandwidth)")
+        ->check(CLI::IsMember({"cold", "hot"}));
 
     CLI::App* check = app.add_subcommand("check", "Run golden .gguf files (../shared/golden/*/*.gguf) on each "
                                                   "backend; one line per file and backend, then 'N passed, M failed'");
@@ -110,6 +116,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s\ntest-ops: choose a mode: test, perf or check\n", app.help().c_str());
         return 2;
     }
+    o.perf_hot = cache == "hot";
     o.seed_given = (test->count("--seed") + perf->count("--seed")) > 0;
     o.backend_opts.scan = scan_path == "chunked"      ? scan_path::chunked
                           : scan_path == "sequential" ? scan_path::sequential

@@ -20,6 +20,9 @@ struct options {
     std::string json_path;
     int runs = 0;                       // 0: about perf_seconds of work per case
     double perf_seconds = 1.0;
+    // cold: inputs rotated through copies that overflow the last-level cache (DRAM traffic);
+    // hot: one set of buffers run again and again, as ggml's test-backend-ops perf does.
+    bool perf_hot = false;
     // check
     std::vector<std::string> files;
 };
