@@ -15,9 +15,14 @@
 //             warps 8-15 advance the state (S = decay S + B^T (decay-weighted x)). The walk is latency-bound, so each chunk's
 //             work is cut into short dependent chains spread over 16 warps.
 //
+// For head_dim tiles of 32 the walk is pipelined instead (scan_ssd_pipe.cu: chunk c+1's
+// state-independent work overlaps chunk c's y and state update, one barrier per chunk);
+// SSMKIT_SSD_WALK=phased keeps the walk above for those too.
+//
 // Operands are fp16 with fp32 accumulation (m16n8k16 mma.sync): fp16 keeps 11 significant bits
 // like tf32 but runs at twice the rate and allows ldmatrix; bf16 (8 bits) fails the 5e-7 bound.
 #include "cuda/scan_ssd.h"
+#include "cuda/ssd_device.cuh"
 
 #include <cuda.h>            // CUtensorMap (types only; the encoder comes through the runtime)
 #include <cuda_fp16.h>
@@ -25,134 +30,18 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 namespace {
 
-constexpr int kL = 64;            // tokens per chunk
-constexpr int kThreads = 512;     // 8 y warps + 8 state warps
-constexpr int kMaxState = 128;    // largest d_state handled (padded state sizes 32, 64, 128)
-
-struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay in param space)
-    CUtensorMap xmap;    // x as a 4-d tensor (p, h, t, q): one TMA copy per chunk, zero-filled
-                         // past T and head_dim (valid when x_vec)
-    // inputs (element strides, floats)
-    const float* s;      // [N, P, H, slots] contiguous
-    const float* x;      // row p contiguous
-    long long x_h, x_t, x_q;
-    const float* dt;     // [H, T, S] contiguous
-    const float* A;      // A[h * a_h]
-    long long a_h;
-    const float* B;
-    const float* C;
-    long long b_g, b_t, b_q, c_g, c_t, c_q;
-    const int32_t* ids;
-    float* out;
-    // sizes
-    int N, P, H, G, T, S, K, nch;
-    // workspace
-    __half* bc16;   // [q][g][chunk][2][L][NS + 8]: padded B/C tiles
-    float* dc;      // [q][h][chunk][2][L]: cum, delta
-    bool x_vec;     // x goes through the TMA tensor map (aligned; else plain loads)
-    bool bc_vec;    // B/C rows can be read as float4
-    bool s_vec;     // input state rows can be read as float4
-    bool so_vec;    // output state rows can be written as float4 (y's size can leave them unaligned)
-    bool y_vec;     // y rows can be written as float2
-};
-
-__device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(expf(v)); }
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_u32(p)));
-}
-__device__ __forceinline__ void ldsm_x2_t(uint32_t& r0, uint32_t& r1, const void* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
-                 : "=r"(r0), "=r"(r1) : "r"(smem_u32(p)));
-}
-
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count));
-}
-__device__ __forceinline__ void mbar_expect_arrive(uint64_t* bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes)
-                 : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
-    asm volatile(
-        "{\n .reg .pred P;\n WAIT_%=:\n"
-        " mbarrier.try_wait.parity.shared::cta.b64 P, [%0], %1;\n"
-        " @!P bra WAIT_%=;\n}\n" ::"r"(smem_u32(bar)), "r"(parity)
-        : "memory");
-}
-// Bulk (TMA-engine) copy global -> shared, completing on an mbarrier. size % 16 == 0.
-__device__ __forceinline__ void bulk_g2s(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
-    asm volatile(
-        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-            smem_u32(dst)),
-        "l"(src), "r"(bytes), "r"(smem_u32(bar))
-        : "memory");
-}
-__device__ __forceinline__ void tma_x(void* dst, const CUtensorMap* map, int c0, int c1, int c2, int c3, uint64_t* bar) {
-    asm volatile(
-        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(
-            smem_u32(dst)),
-        "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_u32(bar))
-        : "memory");
-}
-__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
-__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
-
-
-// B fragments (K = 16 rows starting at k0, N = PT columns) of a row-major [k][n] fp16 tile with
-// row stride ld: b[j][0..1] for each n8 column tile j.
-template <int NJ>
-__device__ __forceinline__ void load_b_kn(uint32_t (&b)[NJ][2], const __half* base, int ld, int k0, int lane) {
-#pragma unroll
-    for (int j = 0; j + 1 < NJ; j += 2) {
-        const __half* p = base + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + j * 8 + (lane >> 4) * 8;
-        ldsm_x4_t(b[j][0], b[j][1], b[j + 1][0], b[j + 1][1], p);
-    }
-    if constexpr (NJ % 2) {
-        constexpr int j = NJ - 1;
-        const __half* p = base + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + j * 8;
-        ldsm_x2_t(b[j][0], b[j][1], p);
-    }
-}
+using namespace ssmkit::cuda::ssd;
 
 // ---------------------------------------------------------------------------------------------
 // ssd_prep: grid (chunk, sequence, part). Parts [0, bc_blocks) round B/C of the chunk to fp16,
 // the rest compute cum/delta for 8 heads each (one warp per head, two tokens per lane). Each
 // thread issues all its loads before the first use: these blocks are latency-bound, not
 // bandwidth-bound.
-constexpr int kPrepBatch = 8;
-constexpr int kHeadsPerPrepBlock = 8;
-
-__host__ __device__ inline int prep_bc_blocks(int G, int NS) {
-    const int quads = G * 2 * kL * (NS / 4);
-    return (quads + 256 * kPrepBatch - 1) / (256 * kPrepBatch);
-}
-
-// B/C tile of one (sequence, group, chunk) in the workspace: B rows then C rows, each row NS
-// halves plus 8 of padding, exactly the shared-memory image the main kernel's ldmatrix wants.
-template <int NS> __host__ __device__ constexpr int bc_ld() { return NS + 8; }
-template <int NS> __host__ __device__ constexpr size_t bc_tile_halves() { return size_t(2) * kL * bc_ld<NS>(); }
-
 template <int NS>
 __global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_params p) {
     pdl_trigger();   // the main kernel may start its prologue (initial state) now
@@ -616,8 +505,27 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main(const __grid_constant__ 
 
 int pick_ns(int64_t N) { return N <= 32 ? 32 : N <= 64 ? 64 : N <= 128 ? 128 : 0; }
 
+// Measurement knobs: SSMKIT_SSD_WALK=phased runs the one-phase-at-a-time walk for tiles of 32
+// too; SSMKIT_SSD_TILE=32 or 64 forces the head_dim tile where the shape allows it.
+bool phased_walk() {
+    static const bool v = [] {
+        const char* e = std::getenv("SSMKIT_SSD_WALK");
+        return e && std::strcmp(e, "phased") == 0;
+    }();
+    return v;
+}
+int forced_tile() {
+    static const int v = [] {
+        const char* e = std::getenv("SSMKIT_SSD_TILE");
+        const int t = e ? std::atoi(e) : 0;
+        return t == 32 || t == 64 ? t : 0;
+    }();
+    return v;
+}
+
 int pick_pt(const ssmkit::scan_shape& sh) {
     const int64_t P = sh.head_dim;
+    if (forced_tile() && P % 80 != 0) return forced_tile();
     if (P % 80 == 0 && P % 64 != 0) return 80;
     if (P <= 32) return 32;
     // Each block walks its chunks serially, so blocks are what fills the GPU: halve the tile
@@ -689,6 +597,7 @@ bool launch_pair(const ssd_params& p, cudaStream_t stream) {
     dim3 pg(unsigned(p.nch), unsigned(p.S),
             unsigned(prep_bc_blocks(p.G, NS) + (p.H + kHeadsPerPrepBlock - 1) / kHeadsPerPrepBlock));
     ssd_prep<NS><<<pg, 256, 0, stream>>>(p);
+    if (PT == 32 && !phased_walk()) return launch_main_pipe(p, NS, stream);
     const int n_pt = (p.P + PT - 1) / PT;
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(unsigned(n_pt * p.H), unsigned(p.S));

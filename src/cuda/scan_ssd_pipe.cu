@@ -1,0 +1,488 @@
+// The pipelined walk of the chunked (SSD) scan, for head_dim tiles of 32 columns.
+//
+// The one-phase-at-a-time walk (ssd_main in scan_ssd.cu) runs, per chunk: x to fp16 (all warps),
+// barrier, the ten C B^T blocks (10 of 16 warps), barrier, y and the state update (8 + 8 warps).
+// Profiled on the H100 (granite 512 x 1, tile 32): 11 cycles per issued instruction, of which
+// 3.1 waiting at barriers, 2.2 on fixed-latency dependencies and 2.0 on shared memory: the phases
+// are short dependent chains separated by barriers, with warps idle in each.
+//
+// Only the state carries a dependency from one chunk to the next. Everything else of chunk c+1
+// (x to fp16, the masked C B^T) can run while chunk c's y and state update run, so here each
+// iteration does both, with one barrier:
+//   y warps 0-7      y of chunk c (exp(cum) C S_in + M x), then warps 0 and 7 (the lightest
+//                    row groups) build C B^T blocks 8 and 9 of chunk c+1;
+//   state warps 8-15 S = exp(cum_last) S + B^T (weighted x) for chunk c, then C B^T blocks 0-7
+//                    of chunk c+1;
+//   all warps        x of chunk c+1 to fp16.
+// X16, XS16 and MS16 are double-buffered by chunk parity for this; with the three-stage load ring
+// that fits in shared memory for head_dim tiles of 32 (not 64).
+#include "cuda/ssd_device.cuh"
+
+namespace ssmkit::cuda::ssd {
+namespace {
+
+constexpr int kPT = 32;
+
+template <int NS>
+struct pipe_layout {
+    static constexpr int PT = kPT;
+    static constexpr int ldbc = bc_ld<NS>();             // halves
+    static constexpr int ldx = PT + 8;                   // halves
+    static constexpr int ldm = kL + 8;                   // halves, rows of MS16
+    static constexpr int srows = NS > kL ? NS : kL;      // S16 buffers double as kept-state x
+    static constexpr size_t bc_bytes = bc_tile_halves<NS>() * 2;
+    static constexpr size_t xraw_bytes = size_t(kL) * PT * 4;
+    static constexpr size_t dc_bytes = 2ull * kL * 4;
+    static constexpr size_t stage_bytes = bc_bytes + xraw_bytes + dc_bytes;
+    static constexpr int stages = 3;
+    static constexpr size_t x16_bytes = size_t(kL) * ldx * 2;
+    static constexpr size_t ms_bytes = size_t(kL) * ldm * 2;
+    static constexpr size_t parity_bytes = 2 * x16_bytes + ms_bytes;   // X16, XS16, MS16 of one chunk
+    static constexpr size_t s16_bytes = size_t(srows) * ldx * 2;
+    static constexpr size_t total = stages * stage_bytes + 2 * parity_bytes + 2 * s16_bytes + 64;
+    static constexpr int ldst = NS + 4;                  // fp32 [p][n] state staging in the S16 buffers
+    static_assert(size_t(PT) * ldst * 4 <= 2 * s16_bytes, "state staging must fit the S16 buffers");
+    static_assert(total <= 227 * 1024, "shared memory");
+    static_assert(stage_bytes % 128 == 0 && bc_bytes % 128 == 0 && parity_bytes % 128 == 0 && s16_bytes % 128 == 0,
+                  "TMA and ldmatrix alignment");
+};
+
+template <int NS>
+__global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_constant__ ssd_params p) {
+    using LY = pipe_layout<NS>;
+    extern __shared__ __align__(128) unsigned char smem[];
+    constexpr int PT = kPT, ldbc = LY::ldbc, ldx = LY::ldx, ldm = LY::ldm, kStages = LY::stages;
+    constexpr int PH = PT / 2;       // columns of a y warp / state unit
+    constexpr int NJH = PH / 8;      // n8 tiles in PH
+    constexpr int UNITS = NS / 8;    // state units of (16 rows, PH columns)
+    constexpr int UPW = UNITS >= 8 ? UNITS / 8 : 1;
+    constexpr int ACTIVE_SW = UNITS / UPW;
+
+    const int n_pt = (p.P + PT - 1) / PT;
+    const int pt = blockIdx.x % n_pt;
+    const int h = blockIdx.x / n_pt;
+    const int q = blockIdx.y;
+    const int p0 = pt * PT;
+    const int pvalid = min(PT, p.P - p0);
+    const int g = h / (p.H / p.G);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int gr = lane >> 2, qd = lane & 3;
+    const bool is_state = warp >= 8;
+    const int sw = warp - 8;
+    const bool state_active = is_state && sw < ACTIVE_SW;
+
+    auto stage = [&](int c) { return smem + (c % kStages) * LY::stage_bytes; };
+    unsigned char* par = smem + kStages * LY::stage_bytes;
+    auto X16 = [&](int c) { return reinterpret_cast<__half*>(par + (c & 1) * LY::parity_bytes); };
+    auto XS16 = [&](int c) { return X16(c) + kL * ldx; };      // decay-weighted x (state update)
+    auto MS16 = [&](int c) { return XS16(c) + kL * ldx; };     // decay-masked C B^T
+    __half* S16base = reinterpret_cast<__half*>(par + 2 * LY::parity_bytes);
+    auto S16 = [&](int c) { return S16base + (c & 1) * LY::srows * ldx; };
+    float* stg = reinterpret_cast<float*>(S16base);
+    uint64_t* bars = reinterpret_cast<uint64_t*>(S16base + 2 * LY::srows * ldx);
+
+    const float* xq = p.x + (long long)h * p.x_h + (long long)q * p.x_q + p0;
+    const __half* bcq = p.bc16 + ((size_t)q * p.G + g) * p.nch * bc_tile_halves<NS>();
+    const float* dcq = p.dc + ((size_t)q * p.H + h) * p.nch * 2 * kL;
+    const size_t ysz = (size_t)p.P * p.H * p.T * p.S;
+    const size_t ssz = (size_t)p.N * p.P * p.H * p.S;
+    const size_t slab = (size_t)p.N * (p0 + (size_t)p.P * (h + (size_t)p.H * q));
+
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < kStages; ++i) mbar_init(&bars[i], 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    auto issue = [&](int c) {
+        if (c >= p.nch || threadIdx.x != 0) return;
+        unsigned char* st = stage(c);
+        uint64_t* bar = &bars[c % kStages];
+        const unsigned bytes = unsigned(LY::bc_bytes + LY::dc_bytes) + (p.x_vec ? unsigned(LY::xraw_bytes) : 0u);
+        mbar_expect_arrive(bar, bytes);
+        bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<NS>(), unsigned(LY::bc_bytes), bar);
+        bulk_g2s(st + LY::bc_bytes + LY::xraw_bytes, dcq + (size_t)c * 2 * kL, unsigned(LY::dc_bytes), bar);
+        if (p.x_vec) tma_x(st + LY::bc_bytes, &p.xmap, p0, h, c * kL, q, bar);
+    };
+    auto wait_stage = [&](int c) { mbar_wait(&bars[c % kStages], unsigned(c / kStages) & 1u); };
+    auto B16 = [&](int c) { return reinterpret_cast<const __half*>(stage(c)); };
+    auto C16 = [&](int c) { return B16(c) + kL * ldbc; };
+    auto xraw = [&](int c) { return reinterpret_cast<float*>(stage(c) + LY::bc_bytes); };
+    auto cum_of = [&](int c) { return reinterpret_cast<const float*>(stage(c) + LY::bc_bytes + LY::xraw_bytes); };
+
+    // ---- prologue: the initial state (not written by ssd_prep, so it may overlap it)
+    const int slot = p.ids[q];
+    const float* s0 = p.s + (size_t)p.N * (p0 + (size_t)p.P * ((size_t)h + (size_t)p.H * slot));
+    for (int i = threadIdx.x; i < PT * (NS / 4); i += kThreads) {
+        const int pp = i / (NS / 4), n = (i % (NS / 4)) * 4;
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (pp < pvalid) {
+            const float* src = s0 + (size_t)p.N * pp + n;
+            if (p.s_vec && n < p.N) v = __ldg(reinterpret_cast<const float4*>(src));
+            else {
+                if (n < p.N) v.x = __ldg(src);
+                if (n + 1 < p.N) v.y = __ldg(src + 1);
+                if (n + 2 < p.N) v.z = __ldg(src + 2);
+                if (n + 3 < p.N) v.w = __ldg(src + 3);
+            }
+        }
+        *reinterpret_cast<float4*>(stg + pp * LY::ldst + n) = v;
+    }
+    __syncthreads();   // staging written; mbarriers initialised
+
+    pdl_wait();        // ssd_prep's B/C tiles and cum/delta are complete and visible
+    for (int c = 0; c + 1 < kStages; ++c) issue(c);
+
+    // state warps: S[u][j][e] holds rows n = 16 mt(u) + gr (+8), columns p = PH ph(u) + 8 j + 2 qd (+1)
+    float S[UPW][NJH][4];
+    auto u_mt = [&](int u) { return (sw * UPW + u) >> 1; };
+    auto u_ph = [&](int u) { return (sw * UPW + u) & 1; };
+    if (state_active) {
+#pragma unroll
+        for (int u = 0; u < UPW; ++u)
+#pragma unroll
+            for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int n = u_mt(u) * 16 + gr + (e >> 1) * 8;
+                    const int pp = u_ph(u) * PH + j * 8 + 2 * qd + (e & 1);
+                    S[u][j][e] = stg[pp * LY::ldst + n];
+                }
+    }
+    for (int k = p.T; k < p.K; ++k)   // kept blocks k >= T hold the initial state (rare: K > T)
+        for (int i = threadIdx.x; i < PT * NS; i += kThreads) {
+            const int pp = i / NS, n = i % NS;
+            if (pp < pvalid && n < p.N) p.out[ysz + (size_t)k * ssz + slab + (size_t)p.N * pp + n] = stg[pp * LY::ldst + n];
+        }
+    __syncthreads();   // staging reads done before S16(0) overwrites it
+    auto store_s16 = [&](__half* dst) {
+#pragma unroll
+        for (int u = 0; u < UPW; ++u)
+#pragma unroll
+            for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                for (int hh = 0; hh < 2; ++hh) {
+                    const int n = u_mt(u) * 16 + gr + hh * 8;
+                    const int pp = u_ph(u) * PH + j * 8 + 2 * qd;
+                    *reinterpret_cast<__half2*>(dst + n * ldx + pp) =
+                        __floats2half2_rn(S[u][j][2 * hh], S[u][j][2 * hh + 1]);
+                }
+    };
+    if (state_active) store_s16(S16(0));
+
+    // ---- the per-chunk pieces
+    // x of chunk c to fp16 twice: plain (in-chunk product) and weighted by delta_s and the decay to
+    // the chunk end (state update). Rows past the sequence and columns past head_dim are zero.
+    auto convert_x = [&](int c) {
+        float* xr = xraw(c);
+        const float* cum = cum_of(c);
+        const float* delta = cum + kL;
+        const float cum_last = cum[kL - 1];
+        const int t0 = c * kL, nt = min(kL, p.T - t0);
+        __half* X = X16(c);
+        __half* XS = XS16(c);
+        for (int i = threadIdx.x; i < kL * PT / 4; i += kThreads) {
+            const int t = i / (PT / 4), k = (i % (PT / 4)) * 4;
+            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (t < nt && k < pvalid) {
+                if (p.x_vec) v = *reinterpret_cast<const float4*>(xr + t * PT + k);
+                else {
+                    const float* src = xq + (long long)(t0 + t) * p.x_t + k;
+                    v.x = src[0];
+                    if (k + 1 < pvalid) v.y = src[1];
+                    if (k + 2 < pvalid) v.z = src[2];
+                    if (k + 3 < pvalid) v.w = src[3];
+                }
+            }
+            const float w = delta[t] * __expf(cum_last - cum[t]);
+            __half2 a0 = __floats2half2_rn(v.x, v.y), a1 = __floats2half2_rn(v.z, v.w);
+            __half2 b0 = __floats2half2_rn(v.x * w, v.y * w), b1 = __floats2half2_rn(v.z * w, v.w * w);
+            uint2 pa, pb;
+            pa.x = *reinterpret_cast<uint32_t*>(&a0); pa.y = *reinterpret_cast<uint32_t*>(&a1);
+            pb.x = *reinterpret_cast<uint32_t*>(&b0); pb.y = *reinterpret_cast<uint32_t*>(&b1);
+            *reinterpret_cast<uint2*>(X + t * ldx + k) = pa;
+            *reinterpret_cast<uint2*>(XS + t * ldx + k) = pb;
+            // the kept-state path reads raw x from the stage; give it what plain loads saw
+            if (!p.x_vec && p.K > 1) *reinterpret_cast<float4*>(xr + t * PT + k) = v;
+        }
+    };
+
+    // One 16x16 block (0..9, on and below the diagonal) of chunk c's
+    // M[t][s] = (C B^T)[t][s] exp(cum_t - cum_s) delta_s, s <= t, as fp16 into MS16(c).
+    auto masked_cb_block = [&](int c, int blk) {
+        const __half* Bc = B16(c);
+        const __half* Cc = C16(c);
+        const float* cum = cum_of(c);
+        const float* delta = cum + kL;
+        __half* M = MS16(c);
+        const int rg = blk >= 6 ? 3 : blk >= 3 ? 2 : blk >= 1 ? 1 : 0;
+        const int jj = blk - rg * (rg + 1) / 2;
+        float gacc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+        for (int k = 0; k < NS / 16; ++k) {
+            uint32_t a[4], b0, b1, b2, b3;
+            ldsm_x4(a[0], a[1], a[2], a[3], Cc + (rg * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldbc + k * 16 + (lane >> 4) * 8);
+            ldsm_x4(b0, b1, b2, b3, Bc + (jj * 16 + (lane & 7) + (lane >> 4) * 8) * ldbc + k * 16 + ((lane >> 3) & 1) * 8);
+            mma16816(gacc[0], a, b0, b1);
+            mma16816(gacc[1], a, b2, b3);
+        }
+        const int ta = rg * 16 + gr, tb = ta + 8;
+        const float ca = cum[ta], cb = cum[tb];
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            const int sidx = jj * 16 + half * 8 + 2 * qd;
+            const float cs0 = cum[sidx], cs1 = cum[sidx + 1];
+            const float d0 = delta[sidx], d1 = delta[sidx + 1];
+            const float m00 = sidx <= ta ? gacc[half][0] * __expf(ca - cs0) * d0 : 0.f;
+            const float m01 = sidx + 1 <= ta ? gacc[half][1] * __expf(ca - cs1) * d1 : 0.f;
+            const float m10 = sidx <= tb ? gacc[half][2] * __expf(cb - cs0) * d0 : 0.f;
+            const float m11 = sidx + 1 <= tb ? gacc[half][3] * __expf(cb - cs1) * d1 : 0.f;
+            *reinterpret_cast<__half2*>(M + ta * ldm + sidx) = __floats2half2_rn(m00, m01);
+            *reinterpret_cast<__half2*>(M + tb * ldm + sidx) = __floats2half2_rn(m10, m11);
+        }
+    };
+
+    // y warps: tokens [16 rg, 16 rg + 16), columns [PH ph, PH ph + PH) of chunk c:
+    // exp(cum_t) C S_in + M x. Warp w runs on scheduler w % 4: the heaviest row group shares a
+    // scheduler with the lightest.
+    const int yph = warp >> 2;
+    const int yrg = yph ? 3 - (warp & 3) : (warp & 3);
+    auto chunk_y = [&](int c) {
+        const __half* Cc = C16(c);
+        const float* cum = cum_of(c);
+        const int t0 = c * kL, nt = min(kL, p.T - t0);
+        const int r0 = yrg * 16;
+        float y[NJH][4];
+#pragma unroll
+        for (int j = 0; j < NJH; ++j) y[j][0] = y[j][1] = y[j][2] = y[j][3] = 0.f;
+        const __half* Sin = S16(c) + yph * PH;
+#pragma unroll
+        for (int k = 0; k < NS / 16; ++k) {
+            uint32_t a[4];
+            ldsm_x4(a[0], a[1], a[2], a[3], Cc + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldbc + k * 16 + (lane >> 4) * 8);
+            uint32_t b[NJH][2];
+            load_b_kn<NJH>(b, Sin, ldx, k * 16, lane);
+#pragma unroll
+            for (int j = 0; j < NJH; ++j) mma16816(y[j], a, b[j][0], b[j][1]);
+        }
+        const float e0 = __expf(cum[r0 + gr]), e1 = __expf(cum[r0 + gr + 8]);
+#pragma unroll
+        for (int j = 0; j < NJH; ++j) { y[j][0] *= e0; y[j][1] *= e0; y[j][2] *= e1; y[j][3] *= e1; }
+        const __half* M = MS16(c);
+        const __half* X = X16(c) + yph * PH;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+            if (kk <= yrg) {
+                uint32_t a[4];
+                ldsm_x4(a[0], a[1], a[2], a[3], M + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldm + kk * 16 + (lane >> 4) * 8);
+                uint32_t b[NJH][2];
+                load_b_kn<NJH>(b, X, ldx, kk * 16, lane);
+#pragma unroll
+                for (int j = 0; j < NJH; ++j) mma16816(y[j], a, b[j][0], b[j][1]);
+            }
+        }
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+            const int t = r0 + gr + hh * 8;
+            if (t < nt) {
+                float* yrow = p.out + (size_t)p.P * (h + (size_t)p.H * (t0 + t + (size_t)p.T * q)) + p0;
+#pragma unroll
+                for (int j = 0; j < NJH; ++j) {
+                    const int pp = yph * PH + j * 8 + 2 * qd;
+                    if (pp + 1 < pvalid && p.y_vec) {
+                        *reinterpret_cast<float2*>(yrow + pp) = make_float2(y[j][2 * hh], y[j][2 * hh + 1]);
+                    } else {
+                        if (pp < pvalid) yrow[pp] = y[j][2 * hh];
+                        if (pp + 1 < pvalid) yrow[pp + 1] = y[j][2 * hh + 1];
+                    }
+                }
+            }
+        }
+    };
+
+    // state warps: S = exp(cum_last) S + B^T XS for chunk c; S as fp16 for chunk c+1's C S_in.
+    auto chunk_state = [&](int c) {
+        const __half* Bc = B16(c);
+        const float el = __expf(cum_of(c)[kL - 1]);
+#pragma unroll
+        for (int u = 0; u < UPW; ++u)
+#pragma unroll
+            for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) S[u][j][r] *= el;
+        const __half* XS = XS16(c);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+            uint32_t a[4];
+            const int n0 = u_mt(0) * 16;   // all units of a warp share the rows
+            const __half* ptr = Bc + (kk * 16 + (lane & 7) + (lane >> 4) * 8) * ldbc + n0 + ((lane >> 3) & 1) * 8;
+            ldsm_x4_t(a[0], a[1], a[2], a[3], ptr);
+#pragma unroll
+            for (int u = 0; u < UPW; ++u) {
+                uint32_t b[NJH][2];
+                load_b_kn<NJH>(b, XS + u_ph(u) * PH, ldx, kk * 16, lane);
+#pragma unroll
+                for (int j = 0; j < NJH; ++j) mma16816(S[u][j], a, b[j][0], b[j][1]);
+            }
+        }
+        if (c + 1 < p.nch) store_s16(S16(c + 1));
+    };
+
+    // Kept states whose token falls in chunk c (rare: K > 1): exp(cum_tau) S_in + B^T (x weighted
+    // up to tau). Block-uniform condition, so block barriers order the KX buffer (S16(c+1), free
+    // until the state update of chunk c stores into it).
+    auto chunk_kept = [&](int c) {
+        const int t0 = c * kL, nt = min(kL, p.T - t0);
+        const float* cum = cum_of(c);
+        const float* delta = cum + kL;
+        const float* xr = xraw(c);
+        const __half* Bc = B16(c);
+        for (int k = 1; k < p.K && k < p.T; ++k) {
+            const int tau = p.T - 1 - k;
+            if (tau < t0 || tau >= t0 + kL) continue;
+            const int e = tau - t0;
+            __half* KX = S16(c + 1);
+            const float ce = cum[e];
+            for (int i = threadIdx.x; i < kL * PT / 2; i += kThreads) {
+                const int t = i / (PT / 2), kx = (i % (PT / 2)) * 2;
+                const float2 v = (t < nt && kx < pvalid) ? *reinterpret_cast<const float2*>(xr + t * PT + kx)
+                                                         : make_float2(0.f, 0.f);
+                const float w = t <= e ? delta[t] * __expf(ce - cum[t]) : 0.f;
+                *reinterpret_cast<__half2*>(KX + t * ldx + kx) = __floats2half2_rn(v.x * w, v.y * w);
+            }
+            __syncthreads();
+            if (state_active) {
+                const float ee = __expf(ce);
+                float* blk = p.out + ysz + (size_t)k * ssz + slab;
+#pragma unroll
+                for (int u = 0; u < UPW; ++u) {
+                    float acc[NJH][4];
+#pragma unroll
+                    for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                        for (int r = 0; r < 4; ++r) acc[j][r] = 0.f;
+                    const int n0 = u_mt(u) * 16;
+#pragma unroll
+                    for (int kk = 0; kk < 4; ++kk) {
+                        uint32_t a[4];
+                        const __half* ptr = Bc + (kk * 16 + (lane & 7) + (lane >> 4) * 8) * ldbc + n0 + ((lane >> 3) & 1) * 8;
+                        ldsm_x4_t(a[0], a[1], a[2], a[3], ptr);
+                        uint32_t b[NJH][2];
+                        load_b_kn<NJH>(b, KX + u_ph(u) * PH, ldx, kk * 16, lane);
+#pragma unroll
+                        for (int j = 0; j < NJH; ++j) mma16816(acc[j], a, b[j][0], b[j][1]);
+                    }
+#pragma unroll
+                    for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                        for (int r = 0; r < 4; ++r) {
+                            const int n = n0 + gr + (r >> 1) * 8;
+                            const int pp = u_ph(u) * PH + j * 8 + 2 * qd + (r & 1);
+                            if (n < p.N && pp < pvalid) blk[n + (size_t)p.N * pp] = ee * S[u][j][r] + acc[j][r];
+                        }
+                }
+            }
+            __syncthreads();   // KX reads done before the next kept token or the state store
+        }
+    };
+
+    // ---- the walk: chunk 0's state-independent part first, then one barrier per chunk
+    wait_stage(0);
+    convert_x(0);
+    if (warp < 10) masked_cb_block(0, warp);
+    __syncthreads();
+    for (int c = 0; c < p.nch; ++c) {
+        issue(c + kStages - 1);   // into the slot of chunk c-1, free since the last barrier
+        const bool ahead = c + 1 < p.nch;
+        if (ahead) wait_stage(c + 1);
+        chunk_kept(c);
+        if (!is_state) {
+            chunk_y(c);
+            if (ahead && (warp == 0 || warp == 7)) masked_cb_block(c + 1, warp == 0 ? 8 : 9);
+        } else {
+            if (state_active) chunk_state(c);
+            if (ahead) masked_cb_block(c + 1, sw);
+        }
+        if (ahead) convert_x(c + 1);
+        __syncthreads();
+    }
+
+    // ---- epilogue: the final state through the staging buffer, stored with 16-byte writes
+    if (state_active) {
+#pragma unroll
+        for (int u = 0; u < UPW; ++u)
+#pragma unroll
+            for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int n = u_mt(u) * 16 + gr + (e >> 1) * 8;
+                    const int pp = u_ph(u) * PH + j * 8 + 2 * qd + (e & 1);
+                    stg[pp * LY::ldst + n] = S[u][j][e];
+                }
+    }
+    __syncthreads();
+    float* dst0 = p.out + ysz + slab;
+    for (int i = threadIdx.x; i < PT * (NS / 4); i += kThreads) {
+        const int pp = i / (NS / 4), n = (i % (NS / 4)) * 4;
+        if (pp >= pvalid || n >= p.N) continue;
+        const float4 v = *reinterpret_cast<const float4*>(stg + pp * LY::ldst + n);
+        float* d = dst0 + (size_t)p.N * pp + n;
+        if (p.so_vec) *reinterpret_cast<float4*>(d) = v;
+        else {
+            d[0] = v.x;
+            if (n + 1 < p.N) d[1] = v.y;
+            if (n + 2 < p.N) d[2] = v.z;
+            if (n + 3 < p.N) d[3] = v.w;
+        }
+    }
+}
+
+template <int NS>
+bool launch_ns(const ssd_params& p, cudaStream_t stream) {
+    using LY = pipe_layout<NS>;
+    static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (dev >= 64 || !((prepared >> dev) & 1ull)) {
+        if (cudaFuncSetAttribute(ssd_main_pipe<NS>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
+            cudaSuccess)
+            return false;
+        if (dev < 64) prepared |= 1ull << dev;
+    }
+    const int n_pt = (p.P + kPT - 1) / kPT;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(unsigned(n_pt * p.H), unsigned(p.S));
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = LY::total;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS>, p) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool launch_main_pipe(const ssd_params& p, int NS, cudaStream_t stream) {
+    switch (NS) {
+        case 32: return launch_ns<32>(p, stream);
+        case 64: return launch_ns<64>(p, stream);
+        case 128: return launch_ns<128>(p, stream);
+        default: return false;
+    }
+}
+
+size_t main_pipe_smem(int NS) {
+    switch (NS) {
+        case 32: return pipe_layout<32>::total;
+        case 64: return pipe_layout<64>::total;
+        case 128: return pipe_layout<128>::total;
+        default: return 0;
+    }
+}
+
+}  // namespace ssmkit::cuda::ssd

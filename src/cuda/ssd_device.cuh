@@ -1,0 +1,139 @@
+// Definitions shared by the chunked-scan kernels (scan_ssd.cu: prep, the one-phase-at-a-time
+// walk and the host side; scan_ssd_pipe.cu: the pipelined walk).
+#pragma once
+
+#include <cuda.h>            // CUtensorMap (types only)
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ssmkit::cuda::ssd {
+
+constexpr int kL = 64;            // tokens per chunk
+constexpr int kThreads = 512;     // 8 y warps + 8 state warps
+constexpr int kMaxState = 128;    // largest d_state handled (padded state sizes 32, 64, 128)
+
+struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay in param space)
+    CUtensorMap xmap;    // x as a 4-d tensor (p, h, t, q): one TMA copy per chunk, zero-filled
+                         // past T and head_dim (valid when x_vec)
+    // inputs (element strides, floats)
+    const float* s;      // [N, P, H, slots] contiguous
+    const float* x;      // row p contiguous
+    long long x_h, x_t, x_q;
+    const float* dt;     // [H, T, S] contiguous
+    const float* A;      // A[h * a_h]
+    long long a_h;
+    const float* B;
+    const float* C;
+    long long b_g, b_t, b_q, c_g, c_t, c_q;
+    const int32_t* ids;
+    float* out;
+    // sizes
+    int N, P, H, G, T, S, K, nch;
+    // workspace
+    __half* bc16;   // [q][g][chunk][2][L][NS + 8]: padded B/C tiles
+    float* dc;      // [q][h][chunk][2][L]: cum, delta
+    bool x_vec;     // x goes through the TMA tensor map (aligned; else plain loads)
+    bool bc_vec;    // B/C rows can be read as float4
+    bool s_vec;     // input state rows can be read as float4
+    bool so_vec;    // output state rows can be written as float4 (y's size can leave them unaligned)
+    bool y_vec;     // y rows can be written as float2
+};
+
+__device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(expf(v)); }
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldsm_x2_t(uint32_t& r0, uint32_t& r1, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r0), "=r"(r1) : "r"(smem_u32(p)));
+}
+
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_arrive(uint64_t* bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, unsigned parity) {
+    asm volatile(
+        "{\n .reg .pred P;\n WAIT_%=:\n"
+        " mbarrier.try_wait.parity.shared::cta.b64 P, [%0], %1;\n"
+        " @!P bra WAIT_%=;\n}\n" ::"r"(smem_u32(bar)), "r"(parity)
+        : "memory");
+}
+// Bulk (TMA-engine) copy global -> shared, completing on an mbarrier. size % 16 == 0.
+__device__ __forceinline__ void bulk_g2s(void* dst, const void* src, unsigned bytes, uint64_t* bar) {
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+            smem_u32(dst)),
+        "l"(src), "r"(bytes), "r"(smem_u32(bar))
+        : "memory");
+}
+__device__ __forceinline__ void tma_x(void* dst, const CUtensorMap* map, int c0, int c1, int c2, int c3, uint64_t* bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(
+            smem_u32(dst)),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_u32(bar))
+        : "memory");
+}
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+
+
+// B fragments (K = 16 rows starting at k0, N = PT columns) of a row-major [k][n] fp16 tile with
+// row stride ld: b[j][0..1] for each n8 column tile j.
+template <int NJ>
+__device__ __forceinline__ void load_b_kn(uint32_t (&b)[NJ][2], const __half* base, int ld, int k0, int lane) {
+#pragma unroll
+    for (int j = 0; j + 1 < NJ; j += 2) {
+        const __half* p = base + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + j * 8 + (lane >> 4) * 8;
+        ldsm_x4_t(b[j][0], b[j][1], b[j + 1][0], b[j + 1][1], p);
+    }
+    if constexpr (NJ % 2) {
+        constexpr int j = NJ - 1;
+        const __half* p = base + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + j * 8;
+        ldsm_x2_t(b[j][0], b[j][1], p);
+    }
+}
+
+constexpr int kPrepBatch = 8;
+constexpr int kHeadsPerPrepBlock = 8;
+
+__host__ __device__ inline int prep_bc_blocks(int G, int NS) {
+    const int quads = G * 2 * kL * (NS / 4);
+    return (quads + 256 * kPrepBatch - 1) / (256 * kPrepBatch);
+}
+
+// B/C tile of one (sequence, group, chunk) in the workspace: B rows then C rows, each row NS
+// halves plus 8 of padding, exactly the shared-memory image the main kernel's ldmatrix wants.
+template <int NS> __host__ __device__ constexpr int bc_ld() { return NS + 8; }
+template <int NS> __host__ __device__ constexpr size_t bc_tile_halves() { return size_t(2) * kL * bc_ld<NS>(); }
+
+// The pipelined main kernel (scan_ssd_pipe.cu), for head_dim tiles of 32: queues it and returns
+// true, or returns false (nothing queued) when it does not handle NS.
+bool launch_main_pipe(const ssd_params& p, int NS, cudaStream_t stream);
+size_t main_pipe_smem(int NS);
+
+}  // namespace ssmkit::cuda::ssd
