@@ -15,7 +15,7 @@
 //             warps 8-15 advance the state (S = decay S + B^T (decay-weighted x)). The walk is latency-bound, so each chunk's
 //             work is cut into short dependent chains spread over 16 warps.
 //
-// For head_dim tiles of 32 the walk is pipelined instead (scan_ssd_pipe.cu: chunk c+1's
+// For head_dim tiles of 32 and 64 the walk is pipelined instead (scan_ssd_pipe.cu: chunk c+1's
 // state-independent work overlaps chunk c's y and state update, one barrier per chunk);
 // SSMKIT_SSD_WALK=phased keeps the walk above for those too.
 //
@@ -597,7 +597,7 @@ bool launch_pair(const ssd_params& p, cudaStream_t stream) {
     dim3 pg(unsigned(p.nch), unsigned(p.S),
             unsigned(prep_bc_blocks(p.G, NS) + (p.H + kHeadsPerPrepBlock - 1) / kHeadsPerPrepBlock));
     ssd_prep<NS><<<pg, 256, 0, stream>>>(p);
-    if (PT == 32 && !phased_walk()) return launch_main_pipe(p, NS, stream);
+    if ((PT == 32 || PT == 64) && !phased_walk()) return launch_main_pipe(p, NS, PT, stream);
     const int n_pt = (p.P + PT - 1) / PT;
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(unsigned(n_pt * p.H), unsigned(p.S));

@@ -1,4 +1,4 @@
-// The pipelined walk of the chunked (SSD) scan, for head_dim tiles of 32 columns.
+// The pipelined walk of the chunked (SSD) scan, for head_dim tiles of 32 and 64.
 //
 // The one-phase-at-a-time walk (ssd_main in scan_ssd.cu) runs, per chunk: x to fp16 (all warps),
 // barrier, the ten C B^T blocks (10 of 16 warps), barrier, y and the state update (8 + 8 warps).
@@ -14,18 +14,17 @@
 //   state warps 8-15 S = exp(cum_last) S + B^T (weighted x) for chunk c, then C B^T blocks 0-7
 //                    of chunk c+1;
 //   all warps        x of chunk c+1 to fp16.
-// X16, XS16 and MS16 are double-buffered by chunk parity for this; with the three-stage load ring
-// that fits in shared memory for head_dim tiles of 32 (not 64).
+// X16, XS16 and MS16 are double-buffered by chunk parity for this. The load ring has three
+// stages for tiles of 32 and two for tiles of 64 (shared memory); Nemotron-H's tiles of 80 keep
+// the phased walk.
 #include "cuda/ssd_device.cuh"
 
 namespace ssmkit::cuda::ssd {
 namespace {
 
-constexpr int kPT = 32;
-
-template <int NS>
+template <int NS, int PT_>
 struct pipe_layout {
-    static constexpr int PT = kPT;
+    static constexpr int PT = PT_;
     static constexpr int ldbc = bc_ld<NS>();             // halves
     static constexpr int ldx = PT + 8;                   // halves
     static constexpr int ldm = kL + 8;                   // halves, rows of MS16
@@ -34,12 +33,14 @@ struct pipe_layout {
     static constexpr size_t xraw_bytes = size_t(kL) * PT * 4;
     static constexpr size_t dc_bytes = 2ull * kL * 4;
     static constexpr size_t stage_bytes = bc_bytes + xraw_bytes + dc_bytes;
-    static constexpr int stages = 3;
     static constexpr size_t x16_bytes = size_t(kL) * ldx * 2;
     static constexpr size_t ms_bytes = size_t(kL) * ldm * 2;
     static constexpr size_t parity_bytes = 2 * x16_bytes + ms_bytes;   // X16, XS16, MS16 of one chunk
     static constexpr size_t s16_bytes = size_t(srows) * ldx * 2;
-    static constexpr size_t total = stages * stage_bytes + 2 * parity_bytes + 2 * s16_bytes + 64;
+    static constexpr size_t fixed = 2 * parity_bytes + 2 * s16_bytes + 64;   // + mbarriers
+    // three stages when they fit (tiles of 32), else two (tiles of 64)
+    static constexpr int stages = (3 * stage_bytes + fixed <= 227 * 1024) ? 3 : 2;
+    static constexpr size_t total = stages * stage_bytes + fixed;
     static constexpr int ldst = NS + 4;                  // fp32 [p][n] state staging in the S16 buffers
     static_assert(size_t(PT) * ldst * 4 <= 2 * s16_bytes, "state staging must fit the S16 buffers");
     static_assert(total <= 227 * 1024, "shared memory");
@@ -47,11 +48,11 @@ struct pipe_layout {
                   "TMA and ldmatrix alignment");
 };
 
-template <int NS>
+template <int NS, int PT>
 __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_constant__ ssd_params p) {
-    using LY = pipe_layout<NS>;
+    using LY = pipe_layout<NS, PT>;
     extern __shared__ __align__(128) unsigned char smem[];
-    constexpr int PT = kPT, ldbc = LY::ldbc, ldx = LY::ldx, ldm = LY::ldm, kStages = LY::stages;
+    constexpr int ldbc = LY::ldbc, ldx = LY::ldx, ldm = LY::ldm, kStages = LY::stages;
     constexpr int PH = PT / 2;       // columns of a y warp / state unit
     constexpr int NJH = PH / 8;      // n8 tiles in PH
     constexpr int UNITS = NS / 8;    // state units of (16 rows, PH columns)
@@ -129,7 +130,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     __syncthreads();   // staging written; mbarriers initialised
 
     pdl_wait();        // ssd_prep's B/C tiles and cum/delta are complete and visible
-    for (int c = 0; c + 1 < kStages; ++c) issue(c);
+    issue(0);
+    issue(1);
 
     // state warps: S[u][j][e] holds rows n = 16 mt(u) + gr (+8), columns p = PH ph(u) + 8 j + 2 qd (+1)
     float S[UPW][NJH][4];
@@ -389,20 +391,25 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     convert_x(0);
     if (warp < 10) masked_cb_block(0, warp);
     __syncthreads();
+    // Chunk c+1's stage is waited for only after chunk c's own work, so with two stages (tiles of
+    // 64) its copy, issued at the end of the previous iteration, still overlaps that work.
     for (int c = 0; c < p.nch; ++c) {
-        issue(c + kStages - 1);   // into the slot of chunk c-1, free since the last barrier
+        if (kStages >= 3) issue(c + 2);   // into the slot of chunk c-1, free since the last barrier
         const bool ahead = c + 1 < p.nch;
-        if (ahead) wait_stage(c + 1);
         chunk_kept(c);
-        if (!is_state) {
-            chunk_y(c);
-            if (ahead && (warp == 0 || warp == 7)) masked_cb_block(c + 1, warp == 0 ? 8 : 9);
-        } else {
-            if (state_active) chunk_state(c);
-            if (ahead) masked_cb_block(c + 1, sw);
+        if (!is_state) chunk_y(c);
+        else if (state_active) chunk_state(c);
+        if (ahead) {
+            wait_stage(c + 1);
+            if (!is_state) {
+                if (warp == 0 || warp == 7) masked_cb_block(c + 1, warp == 0 ? 8 : 9);
+            } else {
+                masked_cb_block(c + 1, sw);
+            }
+            convert_x(c + 1);
         }
-        if (ahead) convert_x(c + 1);
         __syncthreads();
+        if (kStages == 2) issue(c + 2);   // into chunk c's slot, released by that barrier
     }
 
     // ---- epilogue: the final state through the staging buffer, stored with 16-byte writes
@@ -435,19 +442,19 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     }
 }
 
-template <int NS>
+template <int NS, int PT>
 bool launch_ns(const ssd_params& p, cudaStream_t stream) {
-    using LY = pipe_layout<NS>;
+    using LY = pipe_layout<NS, PT>;
     static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_main_pipe<NS>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
+        if (cudaFuncSetAttribute(ssd_main_pipe<NS, PT>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
             cudaSuccess)
             return false;
         if (dev < 64) prepared |= 1ull << dev;
     }
-    const int n_pt = (p.P + kPT - 1) / kPT;
+    const int n_pt = (p.P + PT - 1) / PT;
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(unsigned(n_pt * p.H), unsigned(p.S));
     cfg.blockDim = dim3(kThreads);
@@ -458,7 +465,7 @@ bool launch_ns(const ssd_params& p, cudaStream_t stream) {
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS>, p) != cudaSuccess) {
+    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS, PT>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
@@ -467,22 +474,21 @@ bool launch_ns(const ssd_params& p, cudaStream_t stream) {
 
 }  // namespace
 
-bool launch_main_pipe(const ssd_params& p, int NS, cudaStream_t stream) {
-    switch (NS) {
-        case 32: return launch_ns<32>(p, stream);
-        case 64: return launch_ns<64>(p, stream);
-        case 128: return launch_ns<128>(p, stream);
-        default: return false;
+bool launch_main_pipe(const ssd_params& p, int NS, int PT, cudaStream_t stream) {
+    if (PT == 32) {
+        switch (NS) {
+            case 32: return launch_ns<32, 32>(p, stream);
+            case 64: return launch_ns<64, 32>(p, stream);
+            case 128: return launch_ns<128, 32>(p, stream);
+        }
+    } else if (PT == 64) {
+        switch (NS) {
+            case 32: return launch_ns<32, 64>(p, stream);
+            case 64: return launch_ns<64, 64>(p, stream);
+            case 128: return launch_ns<128, 64>(p, stream);
+        }
     }
-}
-
-size_t main_pipe_smem(int NS) {
-    switch (NS) {
-        case 32: return pipe_layout<32>::total;
-        case 64: return pipe_layout<64>::total;
-        case 128: return pipe_layout<128>::total;
-        default: return 0;
-    }
+    return false;
 }
 
 }  // namespace ssmkit::cuda::ssd

@@ -131,9 +131,8 @@ __host__ __device__ inline int prep_bc_blocks(int G, int NS) {
 template <int NS> __host__ __device__ constexpr int bc_ld() { return NS + 8; }
 template <int NS> __host__ __device__ constexpr size_t bc_tile_halves() { return size_t(2) * kL * bc_ld<NS>(); }
 
-// The pipelined main kernel (scan_ssd_pipe.cu), for head_dim tiles of 32: queues it and returns
-// true, or returns false (nothing queued) when it does not handle NS.
-bool launch_main_pipe(const ssd_params& p, int NS, cudaStream_t stream);
-size_t main_pipe_smem(int NS);
+// The pipelined main kernel (scan_ssd_pipe.cu), for head_dim tiles of 32 and 64: queues it and
+// returns true, or returns false (nothing queued) when it does not handle (NS, PT).
+bool launch_main_pipe(const ssd_params& p, int NS, int PT, cudaStream_t stream);
 
 }  // namespace ssmkit::cuda::ssd
