@@ -62,10 +62,9 @@ if [ -x "$TO" ]; then
     step "test-ops test -b cuda" test.log "$TO" test -b cuda
     step "test (scan sequential path)" test-seq.log "$TO" test -b cuda -o SSM_SCAN --scan-path sequential
     step "test (scan chunked path)" test-ssd.log "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
-    # Every chunked case again with head_dim tiles of 32 (the pipelined walk) and with the phased walk.
+    # Every chunked case again with head_dim tiles of 32 and of 64 forced.
     step "test (chunked, tile 32)" test-ssd32.log env SSMKIT_SSD_TILE=32 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
-    step "test (chunked, phased walk)" test-ssd-phased.log env SSMKIT_SSD_WALK=phased "$TO" test -b cuda -o SSM_SCAN \
-        --scan-path chunked
+    step "test (chunked, tile 64)" test-ssd64.log env SSMKIT_SSD_TILE=64 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     GOLD=$(ls .golden/*/*/*.gguf 2>/dev/null)
     # Files first: -b takes every value up to the next option.
     if [ -n "$GOLD" ]; then
@@ -86,7 +85,7 @@ if command -v compute-sanitizer > /dev/null && [ -x "$TO" ]; then
         "$TO" test -b cuda -p "$SUBSET"
     step "racecheck (test subset)" racecheck.log compute-sanitizer --tool racecheck --error-exitcode 3 \
         "$TO" test -b cuda -p "$SUBSET"
-    # The chunked path forced onto the same subset: every scan through ssd_main, K > 1 included.
+    # The chunked path forced onto the same subset: every scan through the walk kernel, K > 1 included.
     step "racecheck (chunked path)" racecheck-ssd.log compute-sanitizer --tool racecheck --error-exitcode 3 \
         "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, tile 32)" racecheck-ssd32.log env SSMKIT_SSD_TILE=32 compute-sanitizer --tool racecheck \
@@ -113,8 +112,6 @@ fi
 if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
     step "perf conv span=tile" perf-var-conv-span.log env SSMKIT_CUDA_CONV_SPAN=tile "$TO" perf -b cuda \
         -p 'ne_a=\[(515|4099),' --seconds "${PERF_SECONDS:-0.3}"
-    step "perf ssd phased walk" perf-var-ssd-phased.log env SSMKIT_SSD_WALK=phased "$TO" perf -b cuda -o SSM_SCAN \
-        -p 'd_state=128,head_dim=64,.*n_seq_tokens=(512|4096),n_seqs=1,' --seconds "${PERF_SECONDS:-0.3}"
     step "perf seq rows1" perf-var-seq-rows1.log env SSMKIT_CUDA_SEQ=rows1 "$TO" perf -b cuda --scan-path sequential \
         -p 'd_state=128,head_dim=64.*n_seq_tokens=512,n_seqs=1,' --seconds "${PERF_SECONDS:-0.3}"
 fi

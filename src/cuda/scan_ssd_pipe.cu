@@ -1,13 +1,14 @@
-// The pipelined walk of the chunked (SSD) scan, for head_dim tiles of 32 and 64.
+// The walk of the chunked (SSD) scan: one block of 16 warps per (sequence, head, head_dim tile of
+// 32, 64 or 80 columns) walks the chunks in order with the state in registers.
 //
-// The one-phase-at-a-time walk (ssd_main in scan_ssd.cu) runs, per chunk: x to fp16 (all warps),
-// barrier, the ten C B^T blocks (10 of 16 warps), barrier, y and the state update (8 + 8 warps).
-// Profiled on the H100 (granite 512 x 1, tile 32): 11 cycles per issued instruction, of which
-// 3.1 waiting at barriers, 2.2 on fixed-latency dependencies and 2.0 on shared memory: the phases
-// are short dependent chains separated by barriers, with warps idle in each.
+// The first version ran each chunk in phases: x to fp16 (all warps), barrier, the ten 16x16 C B^T
+// blocks on and below the diagonal (10 of 16 warps), barrier, y and the state update (8 + 8
+// warps). Profiled on the H100 (granite 512 x 1, tile 32): 11 cycles per issued instruction, of
+// which 3.1 waiting at barriers, 2.2 on fixed-latency dependencies and 2.0 on shared memory:
+// short dependent chains separated by barriers, with warps idle in each phase.
 //
 // Only the state carries a dependency from one chunk to the next. Everything else of chunk c+1
-// (x to fp16, the masked C B^T) can run while chunk c's y and state update run, so here each
+// (x to fp16, the masked C B^T) can run while chunk c's y and state update run, so each
 // iteration does both, with one barrier:
 //   y warps 0-7      y of chunk c (exp(cum) C S_in + M x), then warps 0 and 7 (the lightest
 //                    row groups) build C B^T blocks 8 and 9 of chunk c+1;
@@ -15,8 +16,9 @@
 //                    of chunk c+1;
 //   all warps        x of chunk c+1 to fp16.
 // X16, XS16 and MS16 are double-buffered by chunk parity for this. The load ring has three
-// stages for tiles of 32 and two for tiles of 64 (shared memory); Nemotron-H's tiles of 80 keep
-// the phased walk.
+// stages for tiles of 32 and two for tiles of 64 and 80 (shared memory). Measured against the
+// phased walk in the same calls (docs/perf-ssd-notes.md): 1.1-1.2x faster at tiles of 32 and 64,
+// equal at 80; the phased walk was then removed.
 #include "cuda/ssd_device.cuh"
 
 namespace ssmkit::cuda::ssd {
@@ -38,7 +40,7 @@ struct pipe_layout {
     static constexpr size_t parity_bytes = 2 * x16_bytes + ms_bytes;   // X16, XS16, MS16 of one chunk
     static constexpr size_t s16_bytes = size_t(srows) * ldx * 2;
     static constexpr size_t fixed = 2 * parity_bytes + 2 * s16_bytes + 64;   // + mbarriers
-    // three stages when they fit (tiles of 32), else two (tiles of 64)
+    // three stages when they fit (tiles of 32), else two (tiles of 64 and 80)
     static constexpr int stages = (3 * stage_bytes + fixed <= 227 * 1024) ? 3 : 2;
     static constexpr size_t total = stages * stage_bytes + fixed;
     static constexpr int ldst = NS + 4;                  // fp32 [p][n] state staging in the S16 buffers
@@ -486,6 +488,12 @@ bool launch_main_pipe(const ssd_params& p, int NS, int PT, cudaStream_t stream) 
             case 32: return launch_ns<32, 64>(p, stream);
             case 64: return launch_ns<64, 64>(p, stream);
             case 128: return launch_ns<128, 64>(p, stream);
+        }
+    } else if (PT == 80) {
+        switch (NS) {
+            case 32: return launch_ns<32, 80>(p, stream);
+            case 64: return launch_ns<64, 80>(p, stream);
+            case 128: return launch_ns<128, 80>(p, stream);
         }
     }
     return false;

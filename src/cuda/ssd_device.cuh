@@ -1,5 +1,5 @@
-// Definitions shared by the chunked-scan kernels (scan_ssd.cu: prep, the one-phase-at-a-time
-// walk and the host side; scan_ssd_pipe.cu: the pipelined walk).
+// Definitions shared by the chunked-scan kernels (scan_ssd.cu: ssd_prep and the host side;
+// scan_ssd_pipe.cu: the walk).
 #pragma once
 
 #include <cuda.h>            // CUtensorMap (types only)
@@ -131,8 +131,8 @@ __host__ __device__ inline int prep_bc_blocks(int G, int NS) {
 template <int NS> __host__ __device__ constexpr int bc_ld() { return NS + 8; }
 template <int NS> __host__ __device__ constexpr size_t bc_tile_halves() { return size_t(2) * kL * bc_ld<NS>(); }
 
-// The pipelined main kernel (scan_ssd_pipe.cu), for head_dim tiles of 32 and 64: queues it and
-// returns true, or returns false (nothing queued) when it does not handle (NS, PT).
+// The walk (scan_ssd_pipe.cu), for head_dim tiles of 32, 64 and 80: queues it and returns true,
+// or returns false (nothing queued) when it does not handle (NS, PT).
 bool launch_main_pipe(const ssd_params& p, int NS, int PT, cudaStream_t stream);
 
 }  // namespace ssmkit::cuda::ssd
