@@ -8,16 +8,19 @@
 // of the block (sum of delta*A over tokens 0..i) and S the state before the block,
 //     y_i = exp(c_i) C_i.S + sum_{j<=i} (C_i.B_j) exp(c_i - c_j) x_j delta_j
 //     S'  = exp(c_last) S + sum_j B_j exp(c_last - c_j) x_j delta_j
-// Three small GEMMs per head and block (C.S, M.X with M = G o decay ratios, B^T.Xw), with
-// G = C B^T computed once per block for all heads of a group. That is ~2 FMAs per state element
-// per token (+ TB/2 per row for M.X) at GEMM efficiency: a 6x16 (AVX2) or 12x32 (AVX-512)
-// register tile, 2 row loads and 6/12 broadcasts per 12/24 FMAs. Decay ratios exp(c_i - c_j)
-// never exceed 1 for A <= 0, so nothing overflows; a growing state (A > 0) splits the block
-// before the ratio could pass e^40.
+// Three small GEMMs per head and block (C.S, M.X with M = G o decay ratios o delta, B^T.Xw),
+// with G = C B^T computed once per block for all heads of a group. That is ~2 FMAs per state
+// element per token (+ TB/2 per row for M.X) at GEMM efficiency: a 6x16 (AVX2; 5x16 tiles for
+// the leftover rows) or 12x32 (AVX-512) register tile, 2 row loads and 6/12 broadcasts per
+// 12/24 FMAs. M.X reads the x rows in place and the Y tiles store into the y rows; the decay
+// ratios are running products of the per-token decays (no exp per pair). Decay ratios never
+// exceed 1 for A <= 0, so nothing overflows; a growing state (A > 0) splits the block before
+// the ratio could pass e^40.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/scan_kernels.cpp"
@@ -55,6 +58,29 @@ HWY_INLINE void SoftplusDt(const scan_geom& g, int64_t q, int64_t h, int64_t Tp,
     }
 }
 
+// exp(x) for x <= 88, about 1 ulp (Cephes expf: round to n = x/ln2, two-step reduction, degree-5
+// polynomial), ~16 vector ops against Highway Exp's ~35. Inputs below -87 give exp(-87) (1.6e-38)
+// instead of a smaller or zero value: an absolute difference under 2e-38.
+HWY_INLINE hn::Vec<DF> FastExp(DF d, hn::Vec<DF> x) {
+    const hn::RebindToSigned<DF> di;
+    x = hn::Min(hn::Max(x, hn::Set(d, -87.0f)), hn::Set(d, 88.0f));
+    // 1.5 * 2^23 + 127: t's low mantissa bits hold n + 127 (the biased exponent of 2^n).
+    const auto magic = hn::Set(d, 12582912.0f + 127.0f);
+    const auto t = hn::MulAdd(x, hn::Set(d, 1.44269504088896341f), magic);
+    const auto n = hn::Sub(t, magic);
+    auto r = hn::NegMulAdd(n, hn::Set(d, 0.693359375f), x);
+    r = hn::NegMulAdd(n, hn::Set(d, -2.12194440e-4f), r);
+    auto p = hn::Set(d, 1.9875691500e-4f);
+    p = hn::MulAdd(p, r, hn::Set(d, 1.3981999507e-3f));
+    p = hn::MulAdd(p, r, hn::Set(d, 8.3334519073e-3f));
+    p = hn::MulAdd(p, r, hn::Set(d, 4.1665795894e-2f));
+    p = hn::MulAdd(p, r, hn::Set(d, 1.6666665459e-1f));
+    p = hn::MulAdd(p, r, hn::Set(d, 5.0000001201e-1f));
+    p = hn::Add(hn::MulAdd(p, hn::Mul(r, r), r), hn::Set(d, 1.0f));
+    const auto scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::BitCast(di, t)));
+    return hn::Mul(p, scale);
+}
+
 // ---------------------------------------------------------------------------------------------
 // direct
 
@@ -63,13 +89,33 @@ void ScanDirectRows(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64
     const int64_t L = static_cast<int64_t>(hn::Lanes(d));
     const int64_t N = g.N, P = g.P, H = g.H, T = g.T, K = g.K;
     const int64_t Tp = RoundUp(T, L);
-    float* delta = thread_scratch(static_cast<size_t>(2 * Tp));
+    const int64_t nhp = T == 1 ? RoundUp(h1 - h0, L) : 0;
+    float* delta = thread_scratch(static_cast<size_t>(2 * Tp + nhp));
     float* decay = delta + Tp;
     const int32_t slot = g.ids[q];
     const auto exp_max = hn::Set(d, 88.0f);
+    // One token (Mamba-1 decode runs here per channel): softplus of the task's dt values at once,
+    // vectorized across heads/channels.
+    float* delta1 = decay + Tp;
+    if (T == 1) {
+        const float* dt = g.dt + g.H * q;
+        for (int64_t h = h0; h < h1; ++h) delta1[h - h0] = dt[h];
+        for (int64_t i = h1 - h0; i < nhp; ++i) delta1[i] = 0.0f;
+        const auto twenty = hn::Set(d, 20.0f);
+        for (int64_t i = 0; i < nhp; i += L) {
+            const auto v = hn::Load(d, delta1 + i);
+            const auto sp = hn::Log1p(d, hn::Exp(d, hn::Min(v, twenty)));
+            hn::Store(hn::IfThenElse(hn::Gt(v, twenty), v, sp), d, delta1 + i);
+        }
+    }
 
     for (int64_t h = h0; h < h1; ++h) {
-        SoftplusDt(g, q, h, Tp, delta);
+        if (T == 1) {
+            delta[0] = delta1[h - h0];
+            for (int64_t t = 1; t < Tp; ++t) delta[t] = 0.0f;
+        } else {
+            SoftplusDt(g, q, h, Tp, delta);
+        }
         if (!g.mamba1) {
             const auto A = hn::Set(d, g.A[h]);
             for (int64_t t = 0; t < Tp; t += L)
@@ -103,7 +149,7 @@ void ScanDirectRows(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64
                 int64_t n = 0;
                 if (g.mamba1) {
                     for (; n + L <= N; n += L) {
-                        const auto av = hn::Exp(d, hn::Min(hn::Mul(dv, hn::LoadU(d, Arow + n)), exp_max));
+                        const auto av = FastExp(d, hn::Mul(dv, hn::LoadU(d, Arow + n)));
                         const auto hv = hn::MulAdd(hn::LoadU(d, src + n), av, hn::Mul(hn::LoadU(d, Bt + n), uv));
                         hn::StoreU(hv, d, row0 + n);
                         acc0 = hn::MulAdd(hv, hn::LoadU(d, Ct + n), acc0);
@@ -162,29 +208,6 @@ void ScanDirectRows(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64
 // token) dominates: FastExp below, ~17 FMA-port ops per vector update in all.
 constexpr int64_t kM1Vecs = 8;
 constexpr int64_t kM1MinTokens = 2;  // decode (T = 1) keeps the per-channel path
-
-// exp(x) for x <= 88, about 1 ulp (Cephes expf: round to n = x/ln2, two-step reduction, degree-5
-// polynomial), ~16 vector ops against Highway Exp's ~35. Inputs below -87 give exp(-87) (1.6e-38)
-// instead of a smaller or zero value: an absolute difference under 2e-38.
-HWY_INLINE hn::Vec<DF> FastExp(DF d, hn::Vec<DF> x) {
-    const hn::RebindToSigned<DF> di;
-    x = hn::Min(hn::Max(x, hn::Set(d, -87.0f)), hn::Set(d, 88.0f));
-    // 1.5 * 2^23 + 127: t's low mantissa bits hold n + 127 (the biased exponent of 2^n).
-    const auto magic = hn::Set(d, 12582912.0f + 127.0f);
-    const auto t = hn::MulAdd(x, hn::Set(d, 1.44269504088896341f), magic);
-    const auto n = hn::Sub(t, magic);
-    auto r = hn::NegMulAdd(n, hn::Set(d, 0.693359375f), x);
-    r = hn::NegMulAdd(n, hn::Set(d, -2.12194440e-4f), r);
-    auto p = hn::Set(d, 1.9875691500e-4f);
-    p = hn::MulAdd(p, r, hn::Set(d, 1.3981999507e-3f));
-    p = hn::MulAdd(p, r, hn::Set(d, 8.3334519073e-3f));
-    p = hn::MulAdd(p, r, hn::Set(d, 4.1665795894e-2f));
-    p = hn::MulAdd(p, r, hn::Set(d, 1.6666665459e-1f));
-    p = hn::MulAdd(p, r, hn::Set(d, 5.0000001201e-1f));
-    p = hn::Add(hn::MulAdd(p, hn::Mul(r, r), r), hn::Set(d, 1.0f));
-    const auto scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::BitCast(di, t)));
-    return hn::Mul(p, scale);
-}
 
 void ScanMamba1Chunk(const scan_geom& g, int64_t q, int64_t hs, int64_t nv) {
     const DF d;
@@ -256,8 +279,89 @@ void ScanMamba1Chunk(const scan_geom& g, int64_t q, int64_t hs, int64_t nv) {
     keep(0);
 }
 
+// Mamba-2 decode (T = 1): h = h*a + B*(x*delta), y = h.C, one state row at a time (the rows of a
+// head are one contiguous stretch, which the hardware prefetcher streams best: interleaving four
+// rows to share the B and C loads ran as fast with hot caches and 1.5x slower from DRAM).
+// Scalars per head (softplus, decay) are computed once, without the vector set-up of the
+// general path. DecodeRow: one row, two accumulators (the FMA latency would bound one chain).
+template <bool kStream>
+HWY_INLINE float DecodeRow(const float* HWY_RESTRICT src, float* HWY_RESTRICT dst, int64_t N, int64_t Nv,
+                           const float* HWY_RESTRICT Bt, const float* HWY_RESTRICT Ct, float a, float u) {
+    const DF d;
+    constexpr int64_t L = static_cast<int64_t>(hn::MaxLanes(DF()));
+    const auto av = hn::Set(d, a);
+    const auto uv = hn::Set(d, u);
+    auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+    int64_t n = 0;
+    for (; n + 2 * L <= Nv; n += 2 * L) {
+        const auto h0 = hn::MulAdd(hn::LoadU(d, src + n), av, hn::Mul(hn::LoadU(d, Bt + n), uv));
+        const auto h1 = hn::MulAdd(hn::LoadU(d, src + n + L), av, hn::Mul(hn::LoadU(d, Bt + n + L), uv));
+        if (kStream) {
+            hn::Stream(h0, d, dst + n);
+            hn::Stream(h1, d, dst + n + L);
+        } else {
+            hn::StoreU(h0, d, dst + n);
+            hn::StoreU(h1, d, dst + n + L);
+        }
+        acc0 = hn::MulAdd(h0, hn::LoadU(d, Ct + n), acc0);
+        acc1 = hn::MulAdd(h1, hn::LoadU(d, Ct + n + L), acc1);
+    }
+    for (; n < Nv; n += L) {
+        const auto h0 = hn::MulAdd(hn::LoadU(d, src + n), av, hn::Mul(hn::LoadU(d, Bt + n), uv));
+        if (kStream) hn::Stream(h0, d, dst + n);
+        else hn::StoreU(h0, d, dst + n);
+        acc0 = hn::MulAdd(h0, hn::LoadU(d, Ct + n), acc0);
+    }
+    float y = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc0, acc1)));
+    for (; n < N; ++n) {
+        const float hv = src[n] * a + Bt[n] * u;
+        dst[n] = hv;
+        y += hv * Ct[n];
+    }
+    return y;
+}
+
+void ScanDecodeRows(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t p0, int64_t p1) {
+    const DF d;
+    const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+    const int64_t N = g.N, P = g.P, H = g.H, K = g.K;
+    const int64_t Nv = N / L * L;
+    const int32_t slot = g.ids[q];
+    const float* Bt = reinterpret_cast<const float*>(g.B + q * g.B_nb3);
+    const float* Ct = reinterpret_cast<const float*>(g.C + q * g.C_nb3);
+    const float* xq = reinterpret_cast<const float*>(g.x + q * g.x_nb3);
+    const float* dtq = g.dt + H * q;
+    float* yq = g.y + P * H * q;
+    for (int64_t h = h0; h < h1; ++h) {
+        const int64_t grp = h / g.heads_per_group;
+        const float* Bg = Bt + grp * N;
+        const float* Cg = Ct + grp * N;
+        const float dtv = dtq[h];
+        const float delta = dtv > 20.0f ? dtv : std::log1p(std::exp(dtv));
+        const float a = std::exp(std::min(delta * g.A[h], 88.0f));
+        const float* s_head = g.s + N * P * (h + H * slot);
+        float* st_head = g.states + N * P * (h + H * q);
+        const float* xr = xq + h * P;
+        float* yr = yq + h * P;
+        for (int64_t k = 1; k < K; ++k)
+            std::memcpy(st_head + k * g.state_elements + N * p0, s_head + N * p0, N * (p1 - p0) * sizeof(float));
+        const bool stream = g.stream_states && N % L == 0 &&
+                            reinterpret_cast<uintptr_t>(st_head + N * p0) % (L * sizeof(float)) == 0;
+        for (int64_t p = p0; p < p1; ++p) {
+            const float u = xr[p] * delta;
+            yr[p] = stream ? DecodeRow<true>(s_head + N * p, st_head + N * p, N, Nv, Bg, Cg, a, u)
+                           : DecodeRow<false>(s_head + N * p, st_head + N * p, N, Nv, Bg, Cg, a, u);
+        }
+    }
+    if (g.stream_states) hwy::FlushStream();
+}
+
 void ScanDirect(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t p0, int64_t p1) {
     const int64_t L = static_cast<int64_t>(hn::Lanes(DF()));
+    if (!g.mamba1 && g.T == 1) {
+        ScanDecodeRows(g, q, h0, h1, p0, p1);
+        return;
+    }
     if (!g.mamba1 || g.P != 1 || g.T < kM1MinTokens || p0 != 0 || p1 != 1) {
         ScanDirectRows(g, q, h0, h1, p0, p1);
         return;
@@ -288,8 +392,8 @@ HWY_INLINE void MicroAcc(hn::Vec<DF> (&acc)[MR][2], int64_t kk, const char* HWY_
     for (int r = 0; r < MR; ++r) pr[r] = A + r * a_rs;
     int64_t off = 0;
     for (int64_t k = 0; k < kk; ++k, off += a_ks, Bm += b_rs) {
-        const auto b0 = hn::Load(d, Bm);
-        const auto b1 = hn::Load(d, Bm + L);
+        const auto b0 = hn::LoadU(d, Bm);
+        const auto b1 = hn::LoadU(d, Bm + L);
         for (int r = 0; r < MR; ++r) {
             const auto a = hn::Set(d, *reinterpret_cast<const float*>(pr[r] + off));
             acc[r][0] = hn::MulAdd(a, b0, acc[r][0]);
@@ -298,14 +402,28 @@ HWY_INLINE void MicroAcc(hn::Vec<DF> (&acc)[MR][2], int64_t kk, const char* HWY_
     }
 }
 
+// Cache lines to prefetch, issued a few at a time from the GEMM tiles: a burst of a hundred
+// prefetches would overrun the core's outstanding-miss slots and most of it would be lost.
+struct PrefetchQueue {
+    const char** line;
+    int64_t next, n_read, n;  // [0, n_read) for reading, [n_read, n) for writing
+    HWY_INLINE void Issue(int k) {
+        for (; k > 0 && next < n; --k, ++next) {
+            if (next < n_read) __builtin_prefetch(line[next], 0, 2);
+            else __builtin_prefetch(line[next], 1, 2);
+        }
+    }
+};
+
 // The per-head, per-block quantities for the SSD step.
 struct SsdBlock {
     int64_t nb;            // tokens in the block
     int64_t ps;            // padded rows (columns of every matrix below)
     const float* ecum;     // [nb] exp(c_i), c_i = sum of log-decays of tokens 0..i of the block
-    const float* Mt;       // [nb][TBs] G[i][j] * exp(c_i - c_j), zero for j > i
+    const float* Mt;       // [nb][TBs] G[i][j] * delta_j * exp(c_i - c_j), zero for j > i
     int64_t m_rs;          // floats per row of Mt
-    const float* X;        // [nb][ps] x * delta
+    const float* X;        // [nb][x_rs] x (delta is folded into Mt), in place or a padded copy
+    int64_t x_rs;          // floats per row of X
     const float* Xw;       // [nb][ps] x * delta * exp(c_last - c_j)
     const char* C;         // C row of the block's first token (+group)
     size_t C_nb2;
@@ -313,12 +431,15 @@ struct SsdBlock {
     size_t B_nb2;
     float elast;           // exp(c_last)
     float* S;              // [N][ps] state, updated in place
-    float* Y;              // [nb][ps] output
+    float* Y;              // [nb][y_rs] output: the y rows themselves, or a scratch block
+    int64_t y_rs;          // floats per row of Y
+    PrefetchQueue* pf;     // lines of the next head-block
 };
 
 // Y[i] = exp(c_i) * C_i . S  +  sum_{j<=i} M[i][j] X[j]   for rows i0 .. i0+MR
 template <int MR>
 HWY_INLINE void SsdYTile(const SsdBlock& b, int64_t N, int64_t i0, int64_t col) {
+    if (b.pf) b.pf->Issue(1);
     const DF d;
     constexpr int64_t L = static_cast<int64_t>(hn::MaxLanes(DF()));
     hn::Vec<DF> acc[MR][2];
@@ -330,16 +451,17 @@ HWY_INLINE void SsdYTile(const SsdBlock& b, int64_t N, int64_t i0, int64_t col) 
         acc[r][1] = hn::Mul(acc[r][1], e);
     }
     // Causal: row i0+r needs j <= i0+r; M is zero above the diagonal, so run to i0+MR.
-    MicroAcc<MR>(acc, i0 + MR, reinterpret_cast<const char*>(b.Mt + i0 * b.m_rs), b.m_rs * 4, 4, b.X + col, b.ps);
+    MicroAcc<MR>(acc, i0 + MR, reinterpret_cast<const char*>(b.Mt + i0 * b.m_rs), b.m_rs * 4, 4, b.X + col, b.x_rs);
     for (int r = 0; r < MR; ++r) {
-        hn::Store(acc[r][0], d, b.Y + (i0 + r) * b.ps + col);
-        hn::Store(acc[r][1], d, b.Y + (i0 + r) * b.ps + col + L);
+        hn::StoreU(acc[r][0], d, b.Y + (i0 + r) * b.y_rs + col);
+        hn::StoreU(acc[r][1], d, b.Y + (i0 + r) * b.y_rs + col + L);
     }
 }
 
 // S[n] = exp(c_last) S[n] + sum_j B_j[n] Xw[j]   for states n0 .. n0+MR
 template <int MR>
 HWY_INLINE void SsdSTile(const SsdBlock& b, int64_t n0, int64_t col) {
+    if (b.pf) b.pf->Issue(2);
     const DF d;
     constexpr int64_t L = static_cast<int64_t>(hn::MaxLanes(DF()));
     const auto e = hn::Set(d, b.elast);
@@ -359,19 +481,27 @@ constexpr int kMR = HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3 ? 6 : 12;  // rows per
 
 template <template <int> class F, typename... Args>
 HWY_INLINE void ByRows(int64_t rows, Args&&... args) {
+    // Full tiles of kMR rows, then 4-row tiles and a remainder. Small tiles have too few
+    // accumulator chains to hide the FMA latency (a 2-row tile runs at about half speed).
     int64_t r = 0;
-    for (; r + kMR <= rows; r += kMR) F<kMR>::run(r, args...);
-    switch (rows - r) {
+    if (kMR == 6) {
+        // 6a + 5b rows (5-row tiles keep 10 accumulator chains, enough to hide the FMA latency):
+        // 32 = 2*6 + 4*5, 128 = 18*6 + 4*5.
+        const int64_t fives = (6 - rows % 6) % 6;
+        if (rows >= 5 * fives) {
+            for (; r + 5 * fives < rows; r += 6) F<6>::run(r, args...);
+            for (; r < rows; r += 5) F<5>::run(r, args...);
+            return;
+        }
+    }
+    int64_t full = rows / kMR, rem = rows % kMR;
+    for (int64_t i = 0; i < full; ++i, r += kMR) F<kMR>::run(r, args...);
+    for (; rem >= 4; rem -= 4, r += 4) F<4>::run(r, args...);
+    switch (rem) {
         case 0: break;
         case 1: F<1>::run(r, args...); break;
         case 2: F<2>::run(r, args...); break;
-        case 3: F<3>::run(r, args...); break;
-        case 4: F<4>::run(r, args...); break;
-        case 5: F<5>::run(r, args...); break;
-        default: {  // 6..11 on 32-register targets
-            for (; r + 4 <= rows; r += 4) F<4>::run(r, args...);
-            for (; r < rows; ++r) F<1>::run(r, args...);
-        }
+        default: F<3>::run(r, args...); break;
     }
 }
 template <int MR> struct YRows {
@@ -395,8 +525,6 @@ template <int MR> struct GRows {
     }
 };
 
-inline void PrefetchRead(const void* p) { __builtin_prefetch(p, 0, 2); }
-inline void PrefetchWrite(const void* p) { __builtin_prefetch(p, 1, 2); }
 
 int64_t ColTile() { return 2 * static_cast<int64_t>(hn::Lanes(DF())); }
 
@@ -415,6 +543,41 @@ void SsdGram(const scan_geom& g, int64_t q, int64_t grp, int64_t t0, int64_t nb,
     for (int64_t col = 0; col < nbp; col += CW) ByRows<GRows>(nb, C, g.C_nb2, N, Bt, ld, G, col);
 }
 
+// dst[j * dst_rs + i] = src[i * src_rs + j] for i < rows, j < cols: 4x4 blocks of 128-bit vectors
+// (every target has them), scalar edges.
+HWY_INLINE void Transpose(const float* HWY_RESTRICT src, int64_t src_rs, int64_t rows, int64_t cols,
+                          float* HWY_RESTRICT dst, int64_t dst_rs) {
+    int64_t i = 0;
+#if HWY_TARGET != HWY_SCALAR
+    const hn::Full128<float> d4;
+    const hn::Repartition<uint64_t, decltype(d4)> d64;
+    for (; i + 4 <= rows; i += 4) {
+        const float* r0 = src + i * src_rs;
+        const float* r1 = r0 + src_rs;
+        const float* r2 = r1 + src_rs;
+        const float* r3 = r2 + src_rs;
+        int64_t j = 0;
+        for (; j + 4 <= cols; j += 4) {
+            const auto a0 = hn::LoadU(d4, r0 + j), a1 = hn::LoadU(d4, r1 + j);
+            const auto a2 = hn::LoadU(d4, r2 + j), a3 = hn::LoadU(d4, r3 + j);
+            const auto t0 = hn::BitCast(d64, hn::InterleaveLower(d4, a0, a1));
+            const auto t1 = hn::BitCast(d64, hn::InterleaveLower(d4, a2, a3));
+            const auto t2 = hn::BitCast(d64, hn::InterleaveUpper(d4, a0, a1));
+            const auto t3 = hn::BitCast(d64, hn::InterleaveUpper(d4, a2, a3));
+            float* o = dst + j * dst_rs + i;
+            hn::StoreU(hn::BitCast(d4, hn::InterleaveLower(d64, t0, t1)), d4, o);
+            hn::StoreU(hn::BitCast(d4, hn::InterleaveUpper(d64, t0, t1)), d4, o + dst_rs);
+            hn::StoreU(hn::BitCast(d4, hn::InterleaveLower(d64, t2, t3)), d4, o + 2 * dst_rs);
+            hn::StoreU(hn::BitCast(d4, hn::InterleaveUpper(d64, t2, t3)), d4, o + 3 * dst_rs);
+        }
+        for (; j < cols; ++j)
+            for (int64_t k = 0; k < 4; ++k) dst[j * dst_rs + i + k] = src[(i + k) * src_rs + j];
+    }
+#endif
+    for (; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j) dst[j * dst_rs + i] = src[i * src_rs + j];
+}
+
 void ScanChunked(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t p0, int64_t p1,
                  const float* gram) {
     const DF d;
@@ -428,7 +591,7 @@ void ScanChunked(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t 
     // The last K-1 tokens go one at a time so the states after each can be kept.
     const int64_t tail = std::min<int64_t>(K - 1, T), Tm = T - tail;
     const int64_t nblk = (Tm + TB - 1) / TB;
-    float* delta_all = thread_scratch(static_cast<size_t>(nh * (2 * Tp + N * ps) + 3 * ld + 3 * TB * ps + TB * ld));
+    float* delta_all = thread_scratch(static_cast<size_t>(nh * (2 * Tp + N * ps) + 5 * ld + 3 * TB * ps + TB * ld));
     float* la_all = delta_all + nh * Tp;
     float* S_all = la_all + nh * Tp;
     float* ecum = S_all + nh * N * ps;
@@ -438,6 +601,10 @@ void ScanChunked(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t 
     float* Xw = X + TB * ps;
     float* Y = Xw + TB * ps;
     float* Mt = Y + TB * ps;
+    float* aexp = Mt + TB * ld;  // per-token decays of a sub-block
+    float* Erow = aexp + ld;     // one row of the decay-ratio matrix
+    std::vector<const char*> pf_lines(static_cast<size_t>(2 * TB * (RoundUp(rows * 4, 64) / 64 + 1)));
+    PrefetchQueue pfq{pf_lines.data(), 0, 0, 0};
     const int32_t slot = g.ids[q];
     const char* xq = g.x + q * g.x_nb3;
     float* yq0 = g.y + P * H * T * q;
@@ -454,10 +621,7 @@ void ScanChunked(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t 
         // State of the task's rows, [n][row], padding zero.
         for (int64_t n = 0; n < N; ++n)
             for (int64_t j = rows; j < ps; ++j) S[n * ps + j] = 0.0f;
-        for (int64_t j = 0; j < rows; ++j) {
-            const float* row = s_head + N * (p0 + j);
-            for (int64_t n = 0; n < N; ++n) S[n * ps + j] = row[n];
-        }
+        Transpose(s_head + N * p0, N, rows, N, S, ps);
         for (int64_t k = T; k < K; ++k)
             std::memcpy(st_head + k * g.state_elements + N * p0, s_head + N * p0, N * rows * sizeof(float));
     }
@@ -476,23 +640,23 @@ void ScanChunked(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t 
             const char* Bq = g.B + q * g.B_nb3 + grp * N * 4;
             const char* Cq = g.C + q * g.C_nb3 + grp * N * 4;
             const float* G = gram + ((q * (H / g.heads_per_group) + grp) * nblk + blk) * TB * ld;
-            // Rows a token apart (P*H floats) defeat the hardware prefetcher: ask now for the x
-            // rows the next head-block reads and this head-block's y rows, about one head-block
-            // (tens of microseconds) ahead of their use; into L2, as L1 would not hold them.
+            // Rows a token apart (P*H floats) defeat the hardware prefetcher: queue the lines of
+            // the x rows (and y rows unless y is streamed) that the next head-block uses; the
+            // tiles of this head-block issue them a few at a time, so they arrive about one
+            // head-block (tens of microseconds) ahead of use.
+            pfq.next = pfq.n = pfq.n_read = 0;
             {
                 const bool last_head = h + 1 == h1;
                 const int64_t tn = last_head ? t0 + TB : t0, nn = std::min(TB, Tm - tn);
                 const char* xn = last_head ? xq + (h0 * P + p0) * 4 : xh + P * 4;
-                for (int64_t i = 0; i < nn; ++i) {
-                    const char* xr = xn + (tn + i) * g.x_nb2;
-                    for (int64_t off = 0; off < rows * 4; off += 64) PrefetchRead(xr + off);
-                    PrefetchRead(xr + rows * 4 - 1);
-                }
-                for (int64_t i = 0; i < nb; ++i) {
-                    const char* yr = reinterpret_cast<const char*>(yq + P * H * (t0 + i));
-                    for (int64_t off = 0; off < rows * 4; off += 64) PrefetchWrite(yr + off);
-                    PrefetchWrite(yr + rows * 4 - 1);
-                }
+                const char* yn = reinterpret_cast<const char*>(last_head ? yq0 + P * h0 + p0 : yq + P);
+                auto add_lines = [&](const char* p) {
+                    const uintptr_t a0 = reinterpret_cast<uintptr_t>(p), a1 = a0 + rows * 4;
+                    for (uintptr_t l = a0 & ~uintptr_t(63); l < a1; l += 64) pf_lines[pfq.n++] = p + (l - a0);
+                };
+                for (int64_t i = 0; i < nn; ++i) add_lines(xn + (tn + i) * g.x_nb2);
+                pfq.n_read = pfq.n;
+                for (int64_t i = 0; i < nn; ++i) add_lines(yn + (tn + i) * P * H * 4);
             }
             // Split where the running log-decay would pass +40 (only a growing state, A > 0, can):
             // exp(c_i - c_j) must stay finite. Decaying states never split.
@@ -514,29 +678,48 @@ void ScanChunked(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t 
                     hn::Store(hn::Exp(d, c), d, ecum + i);
                     hn::Store(hn::Exp(d, hn::Sub(vlast, c)), d, wexp + i);
                 }
-                // X rows, and X weighted by the decay from each token to the block's end.
+                // Xw = x * delta * exp(c_last - c_j), the operand of the state update. The M.X
+                // product reads the x rows in place (delta is folded into M) when the task's
+                // rows fill whole column tiles; otherwise X is a zero-padded copy of x.
+                const bool direct_x = rows == ps && g.x_nb2 % sizeof(float) == 0;
                 for (int64_t i = 0; i < n_sub; ++i) {
                     const float* xr = reinterpret_cast<const float*>(xh + (ts + i) * g.x_nb2);
-                    const float dl = delta[ts + i];
-                    const float w = wexp[i];
-                    float* Xi = X + i * ps;
                     float* Wi = Xw + i * ps;
-                    for (int64_t j = 0; j < rows; ++j) {
-                        Xi[j] = xr[j] * dl;
-                        Wi[j] = Xi[j] * w;
+                    if (direct_x) {
+                        const auto w = hn::Set(d, delta[ts + i] * wexp[i]);
+                        for (int64_t j = 0; j < ps; j += L) hn::Store(hn::Mul(hn::LoadU(d, xr + j), w), d, Wi + j);
+                    } else {
+                        const float w = delta[ts + i] * wexp[i];
+                        float* Xi = X + i * ps;
+                        for (int64_t j = 0; j < rows; ++j) {
+                            Xi[j] = xr[j];
+                            Wi[j] = xr[j] * w;
+                        }
+                        for (int64_t j = rows; j < ps; ++j) Xi[j] = Wi[j] = 0.0f;
                     }
-                    for (int64_t j = rows; j < ps; ++j) Xi[j] = Wi[j] = 0.0f;
                 }
-                // M = G o exp(c_i - c_j), lower triangle; zero above it up to the padded width
-                // the row tiles read.
+                // M[i][j] = G[i][j] * delta_j * exp(c_i - c_j), lower triangle; zero above it up
+                // to the padded width the row tiles read. exp(c_i - c_j) is the product of the
+                // decays of tokens j+1..i, kept as a running row E (E_i = E_{i-1} * a_i, E_i[i] = 1):
+                // one multiply per element instead of an exp; ratios under 1e-30 become zero
+                // (no denormals in the GEMMs).
                 const int64_t mw = std::min(ld, RoundUp(n_sub, L));
+                for (int64_t i = 0; i < n_sub; i += L)
+                    hn::Store(hn::Exp(d, hn::Min(hn::LoadU(d, la + ts + i), hn::Set(d, 88.0f))), d, aexp + i);
+                for (int64_t j = 0; j < mw; j += L) hn::Store(hn::Zero(d), d, Erow + j);
+                const auto tiny = hn::Set(d, 1e-30f);
                 for (int64_t i = 0; i < n_sub; ++i) {
                     const float* Gi = G + (a + i) * ld + a;
                     float* Mi = Mt + i * ld;
-                    const auto ci = hn::Set(d, cum[i]);
+                    const auto ai = hn::Set(d, aexp[i]);
+                    for (int64_t j = 0; j <= i; j += L) {
+                        const auto e = hn::Mul(hn::Load(d, Erow + j), ai);
+                        hn::Store(hn::IfThenZeroElse(hn::Lt(e, tiny), e), d, Erow + j);
+                    }
+                    Erow[i] = 1.0f;
                     for (int64_t j = 0; j <= i; j += L)
-                        hn::StoreU(hn::Mul(hn::LoadU(d, Gi + j), hn::Exp(d, hn::Sub(ci, hn::Load(d, cum + j)))), d,
-                                   Mi + j);
+                        hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, Gi + j), hn::Load(d, Erow + j)), hn::LoadU(d, delta + ts + j)),
+                                   d, Mi + j);
                     for (int64_t j = i + 1; j < mw; ++j) Mi[j] = 0.0f;
                 }
                 SsdBlock b;
@@ -545,7 +728,8 @@ void ScanChunked(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t 
                 b.ecum = ecum;
                 b.Mt = Mt;
                 b.m_rs = ld;
-                b.X = X;
+                b.X = direct_x ? reinterpret_cast<const float*>(xh + ts * g.x_nb2) : X;
+                b.x_rs = direct_x ? static_cast<int64_t>(g.x_nb2 / sizeof(float)) : ps;
                 b.Xw = Xw;
                 b.C = Cq + ts * g.C_nb2;
                 b.C_nb2 = g.C_nb2;
@@ -553,16 +737,27 @@ void ScanChunked(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t 
                 b.B_nb2 = g.B_nb2;
                 b.elast = std::exp(clast);
                 b.S = S;
-                b.Y = Y;
-                for (int64_t col = 0; col < ps; col += CW) ByRows<YRows>(n_sub, b, N, col);
-                for (int64_t col = 0; col < ps; col += CW) ByRows<SRows>(N, b, col);
-                for (int64_t i = 0; i < n_sub; ++i) {
-                    float* yr = yq + P * H * (ts + i);
-                    const float* Yi = Y + i * ps;
-                    for (int64_t j = 0; j < rows; ++j) yr[j] = Yi[j];
+                // Whole column tiles: the Y tiles store straight into the y rows.
+                const bool direct_y = rows == ps;
+                b.Y = direct_y ? yq + P * H * ts : Y;
+                b.y_rs = direct_y ? P * H : ps;
+                b.pf = &pfq;
+                // Per column tile: Y (reads the old state of these columns), then the state update
+                // of the same columns, while that 16-column stripe of S is in L1.
+                for (int64_t col = 0; col < ps; col += CW) {
+                    ByRows<YRows>(n_sub, b, N, col);
+                    ByRows<SRows>(N, b, col);
+                }
+                if (!direct_y) {
+                    for (int64_t i = 0; i < n_sub; ++i) {
+                        float* yr = yq + P * H * (ts + i);
+                        const float* Yi = Y + i * ps;
+                        for (int64_t j = 0; j < rows; ++j) yr[j] = Yi[j];
+                    }
                 }
                 a = e;
             }
+            pfq.Issue(static_cast<int>(pfq.n));  // whatever the tiles did not issue
         }
     }
 
@@ -577,13 +772,7 @@ void ScanChunked(const scan_geom& g, int64_t q, int64_t h0, int64_t h1, int64_t 
         const char* Bq = g.B + q * g.B_nb3 + grp * N * 4;
         const char* Cq = g.C + q * g.C_nb3 + grp * N * 4;
         // Kept state before the tail (block `tail`), then the tail tokens one by one.
-        auto keep = [&](int64_t k) {
-            float* dst = st_head + k * g.state_elements;
-            for (int64_t j = 0; j < rows; ++j) {
-                float* row = dst + N * (p0 + j);
-                for (int64_t n = 0; n < N; ++n) row[n] = S[n * ps + j];
-            }
-        };
+        auto keep = [&](int64_t k) { Transpose(S, ps, N, rows, st_head + k * g.state_elements + N * p0, N); };
         if (Tm > 0) keep(tail);
         for (int64_t t = Tm; t < T; ++t) {
             const float a = std::exp(la[t]);
