@@ -4,8 +4,9 @@
 // Two launches (the second with programmatic dependent launch, so its prologue overlaps the first):
 //   ssd_prep  grid (chunk, sequence, part): B and C rounded to fp16 once, into padded tiles that
 //             the main kernel copies with one bulk copy (they are shared by every head of a
-//             group: converting them per head would multiply the main kernel's L2 traffic), and
-//             softplus(dt) with the in-chunk cumulative sum of dt*A per head.
+//             group: converting them per head would multiply the main kernel's L2 traffic),
+//             softplus(dt) with the in-chunk cumulative sum of dt*A per head, and the chunk's
+//             C B^T per group (no decay; the walk applies each head's decay).
 //   ssd_main_pipe (scan_ssd_pipe.cu) one block per (sequence, head, head_dim tile) that walks
 //             the chunks in order and keeps the running state in registers, so the inter-chunk
 //             pass needs no workspace round trip and no extra launch; chunk c+1's
@@ -30,16 +31,78 @@ namespace {
 using namespace ssmkit::cuda::ssd;
 
 // ---------------------------------------------------------------------------------------------
+// The C B^T tile of one (chunk, sequence, group), from B and C rounded to fp16 exactly as the
+// bc16 tiles are (so the walk's products see the same operands), with fp32 accumulation, stored
+// as fp16 without decay: it is the same for every head of the group (48 heads for granite), so
+// computing it once here replaces 160 mma per chunk in every walk block.
+template <int NS>
+__device__ void prep_cb(const ssd_params& p, int c, int q, int g) {
+    constexpr int ld = bc_ld<NS>();
+    constexpr int kPerThread = 2 * kL * (NS / 4) / 256;
+    __shared__ __align__(16) __half sbc[2 * kL * ld];
+    const int t0 = c * kL;
+    float4 v[kPerThread];
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+        const int i = threadIdx.x + u * 256;
+        const int n = (i % (NS / 4)) * 4, r = i / (NS / 4);
+        const int t = r % kL, which = r / kL, tg = t0 + t;
+        v[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (tg >= p.T) continue;
+        const float* src = which ? p.C + g * p.c_g + (long long)tg * p.c_t + (long long)q * p.c_q
+                                 : p.B + g * p.b_g + (long long)tg * p.b_t + (long long)q * p.b_q;
+        if (p.bc_vec && n + 3 < p.N) {
+            v[u] = __ldg(reinterpret_cast<const float4*>(src + n));
+        } else {
+            if (n < p.N) v[u].x = __ldg(src + n);
+            if (n + 1 < p.N) v[u].y = __ldg(src + n + 1);
+            if (n + 2 < p.N) v[u].z = __ldg(src + n + 2);
+            if (n + 3 < p.N) v[u].w = __ldg(src + n + 3);
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+        const int i = threadIdx.x + u * 256;
+        const int n = (i % (NS / 4)) * 4, r = i / (NS / 4);
+        __half2* d = reinterpret_cast<__half2*>(sbc + r * ld + n);
+        d[0] = __floats2half2_rn(v[u].x, v[u].y);
+        d[1] = __floats2half2_rn(v[u].z, v[u].w);
+    }
+    __syncthreads();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int gr = lane >> 2, qd = lane & 3;
+    __half* dst = p.cb16 + (((size_t)q * p.G + g) * p.nch + c) * cb_tile_halves();
+    for (int blk = warp; blk < 10; blk += 8) {
+        int rg, jj;
+        cb_block_pos(blk, rg, jj);
+        float acc[2][4];
+        cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const int col = jj * 16 + hf * 8 + 2 * qd, row = rg * 16 + gr;
+            *reinterpret_cast<__half2*>(dst + row * kCbLd + col) = __floats2half2_rn(acc[hf][0], acc[hf][1]);
+            *reinterpret_cast<__half2*>(dst + (row + 8) * kCbLd + col) = __floats2half2_rn(acc[hf][2], acc[hf][3]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // ssd_prep: grid (chunk, sequence, part). Parts [0, bc_blocks) round B/C of the chunk to fp16,
-// the rest compute cum/delta for 8 heads each (one warp per head, two tokens per lane). Each
-// thread issues all its loads before the first use: these blocks are latency-bound, not
-// bandwidth-bound.
+// the next compute cum/delta (one warp per head, two tokens per lane; heads_per_prep_block), and with
+// cb_pre the last G parts compute the chunk's C B^T per group. Each thread issues all its loads
+// before the first use: these blocks are latency-bound, not bandwidth-bound.
 template <int NS>
 __global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_params p) {
     pdl_trigger();   // the main kernel may start its prologue (initial state) now
     const int c = blockIdx.x, q = blockIdx.y;
     const int t0 = c * kL;
     const int nbc = prep_bc_blocks(p.G, NS);
+    const int nhb = (p.H + heads_per_prep_block(p.cb_pre) - 1) / heads_per_prep_block(p.cb_pre);
+    if (int(blockIdx.z) >= nbc + nhb) {
+        if (p.dbg & 64) return;   // TEMPORARY
+        prep_cb<NS>(p, c, q, int(blockIdx.z) - nbc - nhb);
+        return;
+    }
     if (int(blockIdx.z) < nbc) {
         const int quads = p.G * 2 * kL * (NS / 4);
         float4 v[kPrepBatch];
@@ -85,29 +148,78 @@ __global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_para
         return;
     }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int h = (blockIdx.z - nbc) * kHeadsPerPrepBlock + warp;
-    if (h >= p.H) return;
-    const float A = __ldg(p.A + h * p.a_h);
-    const int ta = t0 + 2 * lane, tb = ta + 1;
-    const float* dtq = p.dt + h + (long long)p.H * (long long)p.T * q;
-    const float va = ta < p.T ? __ldg(dtq + (long long)p.H * ta) : 0.f;
-    const float vb = tb < p.T ? __ldg(dtq + (long long)p.H * tb) : 0.f;
-    const float da = ta < p.T ? softplus_f(va) : 0.f;
-    const float db = tb < p.T ? softplus_f(vb) : 0.f;
-    const float aa = da * A, ab = db * A;
-    float sum = aa + ab;
+    const int hpb = heads_per_prep_block(p.cb_pre);
+    const int h0 = (blockIdx.z - nbc) * hpb;
+    const int h = h0 + warp;
+    __shared__ float sdec[2][2][kL];   // cb_pre: cum and delta of the block's (two) heads
+    if (warp < hpb && h < p.H) {
+        const float A = __ldg(p.A + h * p.a_h);
+        const int ta = t0 + 2 * lane, tb = ta + 1;
+        const float* dtq = p.dt + h + (long long)p.H * (long long)p.T * q;
+        const float va = ta < p.T ? __ldg(dtq + (long long)p.H * ta) : 0.f;
+        const float vb = tb < p.T ? __ldg(dtq + (long long)p.H * tb) : 0.f;
+        const float da = ta < p.T ? softplus_f(va) : 0.f;
+        const float db = tb < p.T ? softplus_f(vb) : 0.f;
+        const float aa = da * A, ab = db * A;
+        float sum = aa + ab;
 #pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const float v = __shfl_up_sync(0xffffffffu, sum, o);
-        if (lane >= o) sum += v;
+        for (int o = 1; o < 32; o <<= 1) {
+            const float v = __shfl_up_sync(0xffffffffu, sum, o);
+            if (lane >= o) sum += v;
+        }
+        const float excl = sum - (aa + ab);
+        const float ca = excl + aa, cb = excl + aa + ab;   // cum of tokens ta, tb
+        float* dst = p.dc + (((size_t)q * p.H + h) * p.nch + c) * dct::kFloats;
+        *reinterpret_cast<float2*>(dst + dct::kCum + 2 * lane) = make_float2(ca, cb);
+        *reinterpret_cast<float2*>(dst + dct::kDelta + 2 * lane) = make_float2(da, db);
+        if (p.cb_pre && !(p.dbg & 256)) {   // the v6 walk reads cum and delta only
+            *reinterpret_cast<float2*>(&sdec[warp][0][2 * lane]) = make_float2(ca, cb);
+            *reinterpret_cast<float2*>(&sdec[warp][1][2 * lane]) = make_float2(da, db);
+            // cum at the chunk end, at the end of this lane's 16-token block and of the block before
+            const float cl = __shfl_sync(0xffffffffu, cb, 31);
+            const float cend = __shfl_sync(0xffffffffu, cb, lane | 7);
+            const float cprev = __shfl_sync(0xffffffffu, cb, lane >= 8 ? (lane & ~7) - 1 : 0);
+            const float bend = __shfl_sync(0xffffffffu, cb, 8 * (lane & 3) + 7);
+            const float bprev = __shfl_sync(0xffffffffu, cb, (lane & 3) ? 8 * (lane & 3) - 1 : 0);
+            *reinterpret_cast<float2*>(dst + dct::kWs + 2 * lane) = make_float2(da * __expf(cl - ca), db * __expf(cl - cb));
+            *reinterpret_cast<float2*>(dst + dct::kWt + 2 * lane) = make_float2(da * __expf(cend - ca), db * __expf(cend - cb));
+            *reinterpret_cast<float2*>(dst + dct::kRowE + 2 * lane) = make_float2(__expf(ca), __expf(cb));
+            *reinterpret_cast<float2*>(dst + dct::kRowF + 2 * lane) =
+                lane >= 8 ? make_float2(__expf(ca - cprev), __expf(cb - cprev)) : make_float2(0.f, 0.f);
+            if (lane < 4) dst[dct::kBlkF + lane] = lane ? __expf(bend - bprev) : 1.f;
+            if (lane == 0) dst[dct::kEl] = __expf(cl);
+        }
     }
-    const float excl = sum - (aa + ab);
-    float* dst = p.dc + (((size_t)q * p.H + h) * p.nch + c) * 2 * kL;
-    *reinterpret_cast<float2*>(dst + 2 * lane) = make_float2(excl + aa, excl + aa + ab);
-    *reinterpret_cast<float2*>(dst + kL + 2 * lane) = make_float2(da, db);
+    if (!p.cb_pre || (p.dbg & 384)) return;   // block-uniform
+    __syncthreads();
+    // Diagonal-block decay rows, spread over the whole block: thread -> (head, row t, 8 columns).
+    const int hh = threadIdx.x >> 7, t = (threadIdx.x & 127) >> 1, j0 = (threadIdx.x & 1) * 8;
+    if (h0 + hh >= p.H) return;
+    const float* cum = sdec[hh][0];
+    const float* del = sdec[hh][1];
+    const float ct = cum[t];
+    float r[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int s = (t & ~15) + j0 + j;
+        r[j] = s <= t ? __expf(ct - cum[s]) * del[s] : 0.f;
+    }
+    float4* d4 = reinterpret_cast<float4*>(p.dc + (((size_t)q * p.H + h0 + hh) * p.nch + c) * dct::kFloats + dct::kDiag + 16 * t + j0);
+    d4[0] = make_float4(r[0], r[1], r[2], r[3]);
+    d4[1] = make_float4(r[4], r[5], r[6], r[7]);
 }
 
 int pick_ns(int64_t N) { return N <= 32 ? 32 : N <= 64 ? 64 : N <= 128 ? 128 : 0; }
+
+// Measurement knob: SSMKIT_SSD_WALK=v6 selects the walk that computes the masked C B^T blocks
+// itself (the previous variant) instead of reading C B^T from ssd_prep.
+bool walk_v6() {
+    static const bool v = [] {
+        const char* e = std::getenv("SSMKIT_SSD_WALK");
+        return e && std::strcmp(e, "v6") == 0;
+    }();
+    return v;
+}
 
 // Measurement knob: SSMKIT_SSD_TILE=32 or 64 forces the head_dim tile where the shape allows it.
 int forced_tile() {
@@ -163,11 +275,15 @@ bool encode_x_map(CUtensorMap* map, const ssmkit::scan_args& a, int PT) {
 
 size_t align256(size_t v) { return (v + 255) & ~size_t(255); }
 
-struct ws_parts { size_t bc, dc; };
+struct ws_parts {
+    size_t bc, dc, cb;
+    size_t total() const { return bc + dc + cb; }
+};
 ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS) {
     const size_t nch = size_t((sh.n_t + kL - 1) / kL);
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
-            align256(size_t(sh.n_seqs) * sh.n_head * nch * 2 * kL * 4)};
+            align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
+            align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_tile_halves() * 2)};
 }
 
 // ssd_prep, then the walk (scan_ssd_pipe.cu), which waits on ssd_prep's outputs through
@@ -175,7 +291,8 @@ ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS) {
 template <int NS>
 bool launch_ns(const ssd_params& p, int PT, cudaStream_t stream) {
     dim3 pg(unsigned(p.nch), unsigned(p.S),
-            unsigned(prep_bc_blocks(p.G, NS) + (p.H + kHeadsPerPrepBlock - 1) / kHeadsPerPrepBlock));
+            unsigned(prep_bc_blocks(p.G, NS) + (p.H + heads_per_prep_block(p.cb_pre) - 1) / heads_per_prep_block(p.cb_pre) +
+                     (p.cb_pre ? p.G : 0)));
     ssd_prep<NS><<<pg, 256, 0, stream>>>(p);
     return launch_main_pipe(p, NS, PT, stream);
 }
@@ -209,8 +326,7 @@ bool ssd_supports(const ssmkit::scan_shape& sh) {
 
 size_t ssd_workspace_bytes(const ssmkit::scan_shape& sh) {
     if (!ssd_supports(sh)) return 0;
-    const ws_parts w = ws_layout(sh, pick_ns(sh.d_state));
-    return w.bc + w.dc;
+    return ws_layout(sh, pick_ns(sh.d_state)).total();
 }
 
 bool ssd_workspace_reserve(ssd_workspace* ws, const ssmkit::scan_shape& sh) {
@@ -239,7 +355,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     if (!ws || !ssd_supports(sh)) return false;
     const int NS = pick_ns(sh.d_state), PT = pick_pt(sh);
     const ws_parts w = ws_layout(sh, NS);
-    if (ws->bytes < w.bc + w.dc) return false;
+    if (ws->bytes < w.total()) return false;
 
     ssd_params p{};
     p.s = static_cast<const float*>(a.s.data);
@@ -261,6 +377,9 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.nch = int((sh.n_t + kL - 1) / kL);
     p.bc16 = static_cast<__half*>(ws->ptr);
     p.dc = reinterpret_cast<float*>(static_cast<unsigned char*>(ws->ptr) + w.bc);
+    p.cb16 = reinterpret_cast<__half*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc);
+    p.cb_pre = PT != 80 && !walk_v6();
+    p.dbg = std::getenv("SSMKIT_SSD_DBG") ? std::atoi(std::getenv("SSMKIT_SSD_DBG")) : 0;   // TEMPORARY
     // 16-byte copies of x need 16-byte aligned rows and tiles that end on a 4-float boundary
     const uintptr_t xa = reinterpret_cast<uintptr_t>(a.x.data);
     p.x_vec = (xa % 16 == 0) && (a.x.nb[1] % 16 == 0) && (a.x.nb[2] % 16 == 0) &&

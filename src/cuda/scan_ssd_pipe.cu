@@ -24,7 +24,7 @@
 namespace ssmkit::cuda::ssd {
 namespace {
 
-template <int NS, int PT_>
+template <int NS, int PT_, bool CBPRE>
 struct pipe_layout {
     static constexpr int PT = PT_;
     static constexpr int ldbc = bc_ld<NS>();             // halves
@@ -32,12 +32,15 @@ struct pipe_layout {
     static constexpr int ldm = kL + 8;                   // halves, rows of MS16
     static constexpr int srows = NS > kL ? NS : kL;      // S16 buffers double as kept-state x
     static constexpr size_t bc_bytes = bc_tile_halves<NS>() * 2;
+    static constexpr size_t cb_bytes = CBPRE ? cb_tile_halves() * 2 : 0;   // C B^T from ssd_prep
     static constexpr size_t xraw_bytes = size_t(kL) * PT * 4;
-    static constexpr size_t dc_bytes = 2ull * kL * 4;
-    static constexpr size_t stage_bytes = bc_bytes + xraw_bytes + dc_bytes;
+    static constexpr size_t dc_bytes = CBPRE ? dct::kFloats * 4 : 2ull * kL * 4;   // v6: cum, delta only
+    static constexpr size_t stage_bytes = bc_bytes + cb_bytes + xraw_bytes + dc_bytes;
     static constexpr size_t x16_bytes = size_t(kL) * ldx * 2;
     static constexpr size_t ms_bytes = size_t(kL) * ldm * 2;
-    static constexpr size_t parity_bytes = 2 * x16_bytes + ms_bytes;   // X16, XS16, MS16 of one chunk
+    // X16, XS16 and a third buffer of one chunk: MS16 (masked C B^T), or with CBPRE XT16 (x
+    // weighted by delta and the decay to the end of its 16-token block)
+    static constexpr size_t parity_bytes = 2 * x16_bytes + (CBPRE ? x16_bytes : ms_bytes);
     static constexpr size_t s16_bytes = size_t(srows) * ldx * 2;
     static constexpr size_t fixed = 2 * parity_bytes + 2 * s16_bytes + 64;   // + mbarriers
     // three stages when they fit (tiles of 32), else two (tiles of 64 and 80)
@@ -46,13 +49,14 @@ struct pipe_layout {
     static constexpr int ldst = NS + 4;                  // fp32 [p][n] state staging in the S16 buffers
     static_assert(size_t(PT) * ldst * 4 <= 2 * s16_bytes, "state staging must fit the S16 buffers");
     static_assert(total <= 227 * 1024, "shared memory");
-    static_assert(stage_bytes % 128 == 0 && bc_bytes % 128 == 0 && parity_bytes % 128 == 0 && s16_bytes % 128 == 0,
+    static_assert(stage_bytes % 128 == 0 && bc_bytes % 128 == 0 && cb_bytes % 128 == 0 && parity_bytes % 128 == 0 &&
+                      s16_bytes % 128 == 0,
                   "TMA and ldmatrix alignment");
 };
 
-template <int NS, int PT>
+template <int NS, int PT, bool CBPRE>
 __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_constant__ ssd_params p) {
-    using LY = pipe_layout<NS, PT>;
+    using LY = pipe_layout<NS, PT, CBPRE>;
     extern __shared__ __align__(128) unsigned char smem[];
     constexpr int ldbc = LY::ldbc, ldx = LY::ldx, ldm = LY::ldm, kStages = LY::stages;
     constexpr int PH = PT / 2;       // columns of a y warp / state unit
@@ -78,7 +82,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     unsigned char* par = smem + kStages * LY::stage_bytes;
     auto X16 = [&](int c) { return reinterpret_cast<__half*>(par + (c & 1) * LY::parity_bytes); };
     auto XS16 = [&](int c) { return X16(c) + kL * ldx; };      // decay-weighted x (state update)
-    auto MS16 = [&](int c) { return XS16(c) + kL * ldx; };     // decay-masked C B^T
+    auto MS16 = [&](int c) { return XS16(c) + kL * ldx; };     // decay-masked C B^T (!CBPRE)
+    auto XT16 = MS16;                                           // block-weighted x (CBPRE)
     __half* S16base = reinterpret_cast<__half*>(par + 2 * LY::parity_bytes);
     auto S16 = [&](int c) { return S16base + (c & 1) * LY::srows * ldx; };
     float* stg = reinterpret_cast<float*>(S16base);
@@ -86,7 +91,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
 
     const float* xq = p.x + (long long)h * p.x_h + (long long)q * p.x_q + p0;
     const __half* bcq = p.bc16 + ((size_t)q * p.G + g) * p.nch * bc_tile_halves<NS>();
-    const float* dcq = p.dc + ((size_t)q * p.H + h) * p.nch * 2 * kL;
+    const float* dcq = p.dc + ((size_t)q * p.H + h) * p.nch * dct::kFloats;
+    const __half* cbq = CBPRE ? p.cb16 + ((size_t)q * p.G + g) * p.nch * cb_tile_halves() : nullptr;
     const size_t ysz = (size_t)p.P * p.H * p.T * p.S;
     const size_t ssz = (size_t)p.N * p.P * p.H * p.S;
     const size_t slab = (size_t)p.N * (p0 + (size_t)p.P * (h + (size_t)p.H * q));
@@ -95,22 +101,37 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         for (int i = 0; i < kStages; ++i) mbar_init(&bars[i], 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    auto issue = [&](int c) {
+    // A stage's copies in two parts: x (an input: may start before ssd_prep is done) with the
+    // byte count of the whole stage, then ssd_prep's outputs.
+    const bool xcopy = p.x_vec && !(p.dbg & 16);
+    auto issue_x = [&](int c) {
+        if (c >= p.nch || threadIdx.x != 0) return;
+        uint64_t* bar = &bars[c % kStages];
+        const unsigned bytes =
+            unsigned(LY::bc_bytes + LY::cb_bytes + LY::dc_bytes) + (xcopy ? unsigned(LY::xraw_bytes) : 0u);
+        mbar_expect_arrive(bar, bytes);
+        if (xcopy) tma_x(stage(c) + LY::bc_bytes + LY::cb_bytes, &p.xmap, p0, h, c * kL, q, bar);
+    };
+    auto issue_dep = [&](int c) {
         if (c >= p.nch || threadIdx.x != 0) return;
         unsigned char* st = stage(c);
         uint64_t* bar = &bars[c % kStages];
-        const unsigned bytes = unsigned(LY::bc_bytes + LY::dc_bytes) + (p.x_vec ? unsigned(LY::xraw_bytes) : 0u);
-        mbar_expect_arrive(bar, bytes);
         bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<NS>(), unsigned(LY::bc_bytes), bar);
-        bulk_g2s(st + LY::bc_bytes + LY::xraw_bytes, dcq + (size_t)c * 2 * kL, unsigned(LY::dc_bytes), bar);
-        if (p.x_vec) tma_x(st + LY::bc_bytes, &p.xmap, p0, h, c * kL, q, bar);
+        if constexpr (CBPRE) bulk_g2s(st + LY::bc_bytes, cbq + (size_t)c * cb_tile_halves(), unsigned(LY::cb_bytes), bar);
+        bulk_g2s(st + LY::bc_bytes + LY::cb_bytes + LY::xraw_bytes, dcq + (size_t)c * dct::kFloats, unsigned(LY::dc_bytes), bar);
     };
+    auto issue = [&](int c) { issue_x(c); issue_dep(c); };
     auto wait_stage = [&](int c) { mbar_wait(&bars[c % kStages], unsigned(c / kStages) & 1u); };
     auto B16 = [&](int c) { return reinterpret_cast<const __half*>(stage(c)); };
     auto C16 = [&](int c) { return B16(c) + kL * ldbc; };
-    auto xraw = [&](int c) { return reinterpret_cast<float*>(stage(c) + LY::bc_bytes); };
-    auto cum_of = [&](int c) { return reinterpret_cast<const float*>(stage(c) + LY::bc_bytes + LY::xraw_bytes); };
+    auto CB16 = [&](int c) { return reinterpret_cast<const __half*>(stage(c) + LY::bc_bytes); };   // CBPRE
+    auto xraw = [&](int c) { return reinterpret_cast<float*>(stage(c) + LY::bc_bytes + LY::cb_bytes); };
+    auto cum_of = [&](int c) {
+        return reinterpret_cast<const float*>(stage(c) + LY::bc_bytes + LY::cb_bytes + LY::xraw_bytes);
+    };
 
+    issue_x(0);   // x of the first two chunks while ssd_prep runs (thread 0 set up the mbarriers)
+    issue_x(1);
     // ---- prologue: the initial state (not written by ssd_prep, so it may overlap it)
     const int slot = p.ids[q];
     const float* s0 = p.s + (size_t)p.N * (p0 + (size_t)p.P * ((size_t)h + (size_t)p.H * slot));
@@ -132,8 +153,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     __syncthreads();   // staging written; mbarriers initialised
 
     pdl_wait();        // ssd_prep's B/C tiles and cum/delta are complete and visible
-    issue(0);
-    issue(1);
+    issue_dep(0);
+    issue_dep(1);
 
     // state warps: S[u][j][e] holds rows n = 16 mt(u) + gr (+8), columns p = PH ph(u) + 8 j + 2 qd (+1)
     float S[UPW][NJH][4];
@@ -183,6 +204,27 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         const int t0 = c * kL, nt = min(kL, p.T - t0);
         __half* X = X16(c);
         __half* XS = XS16(c);
+        constexpr int Q = PT / 4;   // float4 per row
+        if constexpr (CBPRE && kThreads % Q == 0 && kL % (kThreads / Q) == 0) {
+            if (p.x_vec && nt == kL && pvalid == PT) {   // whole tile: fixed lanes, no checks
+#pragma unroll
+                for (int u = 0; u < kL / (kThreads / Q); ++u) {
+                    const int t = threadIdx.x / Q + u * (kThreads / Q), k = (threadIdx.x % Q) * 4;
+                    const float4 v = *reinterpret_cast<const float4*>(xr + t * PT + k);
+                    const float w = cum[dct::kWs + t];
+                    const __half2 a0 = __floats2half2_rn(v.x, v.y), a1 = __floats2half2_rn(v.z, v.w);
+                    const __half2 b0 = __floats2half2_rn(v.x * w, v.y * w), b1 = __floats2half2_rn(v.z * w, v.w * w);
+                    *reinterpret_cast<uint2*>(X + t * ldx + k) = make_uint2(*reinterpret_cast<const uint32_t*>(&a0), *reinterpret_cast<const uint32_t*>(&a1));
+                    *reinterpret_cast<uint2*>(XS + t * ldx + k) = make_uint2(*reinterpret_cast<const uint32_t*>(&b0), *reinterpret_cast<const uint32_t*>(&b1));
+                    if (t < kL - 16) {
+                        const float wt = cum[dct::kWt + t];
+                        const __half2 c0 = __floats2half2_rn(v.x * wt, v.y * wt), c1 = __floats2half2_rn(v.z * wt, v.w * wt);
+                        *reinterpret_cast<uint2*>(XT16(c) + t * ldx + k) = make_uint2(*reinterpret_cast<const uint32_t*>(&c0), *reinterpret_cast<const uint32_t*>(&c1));
+                    }
+                }
+                return;
+            }
+        }
         for (int i = threadIdx.x; i < kL * PT / 4; i += kThreads) {
             const int t = i / (PT / 4), k = (i % (PT / 4)) * 4;
             float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -196,7 +238,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                     if (k + 3 < pvalid) v.w = src[3];
                 }
             }
-            const float w = delta[t] * __expf(cum_last - cum[t]);
+            const float w = CBPRE ? cum[dct::kWs + t] : delta[t] * __expf(cum_last - cum[t]);
             __half2 a0 = __floats2half2_rn(v.x, v.y), a1 = __floats2half2_rn(v.z, v.w);
             __half2 b0 = __floats2half2_rn(v.x * w, v.y * w), b1 = __floats2half2_rn(v.z * w, v.w * w);
             uint2 pa, pb;
@@ -204,6 +246,16 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             pb.x = *reinterpret_cast<uint32_t*>(&b0); pb.y = *reinterpret_cast<uint32_t*>(&b1);
             *reinterpret_cast<uint2*>(X + t * ldx + k) = pa;
             *reinterpret_cast<uint2*>(XS + t * ldx + k) = pb;
+            if constexpr (CBPRE) {
+                // only blocks 0-2 are read (off-diagonal blocks of later row groups)
+                if (t < kL - 16) {
+                    const float wt = cum[dct::kWt + t];
+                    __half2 c0 = __floats2half2_rn(v.x * wt, v.y * wt), c1 = __floats2half2_rn(v.z * wt, v.w * wt);
+                    uint2 pc;
+                    pc.x = *reinterpret_cast<uint32_t*>(&c0); pc.y = *reinterpret_cast<uint32_t*>(&c1);
+                    *reinterpret_cast<uint2*>(XT16(c) + t * ldx + k) = pc;
+                }
+            }
             // the kept-state path reads raw x from the stage; give it what plain loads saw
             if (!p.x_vec && p.K > 1) *reinterpret_cast<float4*>(xr + t * PT + k) = v;
         }
@@ -217,17 +269,10 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         const float* cum = cum_of(c);
         const float* delta = cum + kL;
         __half* M = MS16(c);
-        const int rg = blk >= 6 ? 3 : blk >= 3 ? 2 : blk >= 1 ? 1 : 0;
-        const int jj = blk - rg * (rg + 1) / 2;
-        float gacc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-#pragma unroll
-        for (int k = 0; k < NS / 16; ++k) {
-            uint32_t a[4], b0, b1, b2, b3;
-            ldsm_x4(a[0], a[1], a[2], a[3], Cc + (rg * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldbc + k * 16 + (lane >> 4) * 8);
-            ldsm_x4(b0, b1, b2, b3, Bc + (jj * 16 + (lane & 7) + (lane >> 4) * 8) * ldbc + k * 16 + ((lane >> 3) & 1) * 8);
-            mma16816(gacc[0], a, b0, b1);
-            mma16816(gacc[1], a, b2, b3);
-        }
+        int rg, jj;
+        cb_block_pos(blk, rg, jj);
+        float gacc[2][4];
+        cb_block<NS>(gacc, Bc, Cc, ldbc, rg, jj, lane);
         const int ta = rg * 16 + gr, tb = ta + 8;
         const float ca = cum[ta], cb = cum[tb];
 #pragma unroll
@@ -249,6 +294,9 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     // scheduler with the lightest.
     const int yph = warp >> 2;
     const int yrg = yph ? 3 - (warp & 3) : (warp & 3);
+    // y of this lane's first row (token 16 yrg + gr of chunk 0) and the step between tokens
+    float* const ybase = p.out + (size_t)p.P * (h + (size_t)p.H * (yrg * 16 + gr + (size_t)p.T * q)) + p0 + yph * (PT / 2) + 2 * (lane & 3);
+    const size_t ystep = (size_t)p.P * p.H;
     auto chunk_y = [&](int c) {
         const __half* Cc = C16(c);
         const float* cum = cum_of(c);
@@ -267,21 +315,99 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
 #pragma unroll
             for (int j = 0; j < NJH; ++j) mma16816(y[j], a, b[j][0], b[j][1]);
         }
-        const float e0 = __expf(cum[r0 + gr]), e1 = __expf(cum[r0 + gr + 8]);
+        const float e0 = CBPRE ? cum[dct::kRowE + r0 + gr] : __expf(cum[r0 + gr]);
+        const float e1 = CBPRE ? cum[dct::kRowE + r0 + gr + 8] : __expf(cum[r0 + gr + 8]);
 #pragma unroll
         for (int j = 0; j < NJH; ++j) { y[j][0] *= e0; y[j][1] *= e0; y[j][2] *= e1; y[j][3] *= e1; }
-        const __half* M = MS16(c);
         const __half* X = X16(c) + yph * PH;
+        if constexpr (!CBPRE) {
+            const __half* M = MS16(c);
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-            if (kk <= yrg) {
-                uint32_t a[4];
-                ldsm_x4(a[0], a[1], a[2], a[3], M + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldm + kk * 16 + (lane >> 4) * 8);
-                uint32_t b[NJH][2];
-                load_b_kn<NJH>(b, X, ldx, kk * 16, lane);
+            for (int kk = 0; kk < 4; ++kk) {
+                if (kk <= yrg) {
+                    uint32_t a[4];
+                    ldsm_x4(a[0], a[1], a[2], a[3], M + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldm + kk * 16 + (lane >> 4) * 8);
+                    uint32_t b[NJH][2];
+                    load_b_kn<NJH>(b, X, ldx, kk * 16, lane);
 #pragma unroll
-                for (int j = 0; j < NJH; ++j) mma16816(y[j], a, b[j][0], b[j][1]);
+                    for (int j = 0; j < NJH; ++j) mma16816(y[j], a, b[j][0], b[j][1]);
+                }
             }
+        } else {
+            // M = (C B^T) o D with D[t][s] = exp(cum_t - cum_s) delta_s, s <= t, from the raw
+            // C B^T of ssd_prep. Below the diagonal D factors through the block ends b_j = 16 j + 15
+            // (every factor <= 1, so nothing overflows fp16): for s in block j < rg,
+            // D[t][s] = exp(cum_t - cum_{b_{rg-1}}) exp(cum_{b_{rg-1}} - cum_{b_j}) XT-weight(s),
+            // summed Horner-style over j. The diagonal block is masked in registers with the decay
+            // rows of ssd_prep (fp32 products, one rounding to fp16).
+            const __half* CB = CB16(c);
+            const float* F = cum;
+            if (yrg > 0) {
+                float o[NJH][4];
+#pragma unroll
+                for (int j = 0; j < NJH; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+                const __half* XT = XT16(c) + yph * PH;
+#pragma unroll
+                for (int jb = 0; jb < 3; ++jb) {
+                    if (jb < yrg) {
+                        if (jb > 0) {
+                            const float f = F[dct::kBlkF + jb];
+#pragma unroll
+                            for (int j = 0; j < NJH; ++j) { o[j][0] *= f; o[j][1] *= f; o[j][2] *= f; o[j][3] *= f; }
+                        }
+                        uint32_t a[4];
+                        ldsm_x4(a[0], a[1], a[2], a[3], CB + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * kCbLd + jb * 16 + (lane >> 4) * 8);
+                        uint32_t b[NJH][2];
+                        load_b_kn<NJH>(b, XT, ldx, jb * 16, lane);
+#pragma unroll
+                        for (int j = 0; j < NJH; ++j) mma16816(o[j], a, b[j][0], b[j][1]);
+                    }
+                }
+                const float g0 = F[dct::kRowF + r0 + gr], g1 = F[dct::kRowF + r0 + gr + 8];
+#pragma unroll
+                for (int j = 0; j < NJH; ++j) {
+                    y[j][0] += g0 * o[j][0]; y[j][1] += g0 * o[j][1];
+                    y[j][2] += g1 * o[j][2]; y[j][3] += g1 * o[j][3];
+                }
+            }
+            // diagonal block in the m16n8k16 A layout: a0 = (ta, s0..s0+1), a1 = (tb, s0..),
+            // a2 = (ta, s0+8..) (above the diagonal: zero), a3 = (tb, s0+8..)
+            uint32_t a[4];
+            ldsm_x4(a[0], a[1], a[2], a[3], CB + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * kCbLd + r0 + (lane >> 4) * 8);
+            {
+                const float* L = F + dct::kDiag;
+                const int ta = r0 + gr, tb = ta + 8;
+                auto scale2 = [](uint32_t r, float2 w) {
+                    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&r));
+                    const __half2 o2 = __floats2half2_rn(f.x * w.x, f.y * w.y);
+                    return *reinterpret_cast<const uint32_t*>(&o2);
+                };
+                a[0] = scale2(a[0], *reinterpret_cast<const float2*>(L + ta * 16 + 2 * qd));
+                a[1] = scale2(a[1], *reinterpret_cast<const float2*>(L + tb * 16 + 2 * qd));
+                a[2] = 0u;
+                a[3] = scale2(a[3], *reinterpret_cast<const float2*>(L + tb * 16 + 8 + 2 * qd));
+            }
+            uint32_t b[NJH][2];
+            load_b_kn<NJH>(b, X, ldx, r0, lane);
+            float d[NJH][4];   // its own accumulator: not chained behind C S_in
+#pragma unroll
+            for (int j = 0; j < NJH; ++j) {
+                d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.f;
+                mma16816(d[j], a, b[j][0], b[j][1]);
+            }
+#pragma unroll
+            for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) y[j][e] += d[j][e];
+        }
+        if (p.y_vec && pvalid == PT && nt == kL) {   // whole tile inside y: no bounds checks
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+                float* yrow = ybase + (size_t)(t0 + hh * 8) * ystep;
+#pragma unroll
+                for (int j = 0; j < NJH; ++j) *reinterpret_cast<float2*>(yrow + j * 8) = make_float2(y[j][2 * hh], y[j][2 * hh + 1]);
+            }
+            return;
         }
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
@@ -305,7 +431,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     // state warps: S = exp(cum_last) S + B^T XS for chunk c; S as fp16 for chunk c+1's C S_in.
     auto chunk_state = [&](int c) {
         const __half* Bc = B16(c);
-        const float el = __expf(cum_of(c)[kL - 1]);
+        const float el = CBPRE ? cum_of(c)[dct::kEl] : __expf(cum_of(c)[kL - 1]);
 #pragma unroll
         for (int u = 0; u < UPW; ++u)
 #pragma unroll
@@ -391,7 +517,9 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     // ---- the walk: chunk 0's state-independent part first, then one barrier per chunk
     wait_stage(0);
     convert_x(0);
-    if (warp < 10) masked_cb_block(0, warp);
+    if constexpr (!CBPRE) {
+        if (warp < 10) masked_cb_block(0, warp);
+    }
     __syncthreads();
     // Chunk c+1's stage is waited for only after chunk c's own work, so with two stages (tiles of
     // 64) its copy, issued at the end of the previous iteration, still overlaps that work.
@@ -399,16 +527,18 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         if (kStages >= 3) issue(c + 2);   // into the slot of chunk c-1, free since the last barrier
         const bool ahead = c + 1 < p.nch;
         chunk_kept(c);
-        if (!is_state) chunk_y(c);
-        else if (state_active) chunk_state(c);
+        if (!is_state) { if (!(p.dbg & 1)) chunk_y(c); }
+        else if (state_active) { if (!(p.dbg & 2)) chunk_state(c); }
         if (ahead) {
             wait_stage(c + 1);
-            if (!is_state) {
-                if (warp == 0 || warp == 7) masked_cb_block(c + 1, warp == 0 ? 8 : 9);
-            } else {
-                masked_cb_block(c + 1, sw);
+            if constexpr (!CBPRE) {
+                if (!is_state) {
+                    if (warp == 0 || warp == 7) masked_cb_block(c + 1, warp == 0 ? 8 : 9);
+                } else {
+                    masked_cb_block(c + 1, sw);
+                }
             }
-            convert_x(c + 1);
+            if (!(p.dbg & 4)) convert_x(c + 1);
         }
         __syncthreads();
         if (kStages == 2) issue(c + 2);   // into chunk c's slot, released by that barrier
@@ -444,14 +574,14 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     }
 }
 
-template <int NS, int PT>
-bool launch_ns(const ssd_params& p, cudaStream_t stream) {
-    using LY = pipe_layout<NS, PT>;
+template <int NS, int PT, bool CBPRE>
+bool launch_variant(const ssd_params& p, cudaStream_t stream) {
+    using LY = pipe_layout<NS, PT, CBPRE>;
     static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_main_pipe<NS, PT>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
+        if (cudaFuncSetAttribute(ssd_main_pipe<NS, PT, CBPRE>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
             cudaSuccess)
             return false;
         if (dev < 64) prepared |= 1ull << dev;
@@ -467,11 +597,20 @@ bool launch_ns(const ssd_params& p, cudaStream_t stream) {
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS, PT>, p) != cudaSuccess) {
+    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS, PT, CBPRE>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
     return true;
+}
+
+template <int NS, int PT>
+bool launch_ns(const ssd_params& p, cudaStream_t stream) {
+    if constexpr (PT == 80) {   // C B^T tile + XT16 do not fit next to tiles of 80
+        return !p.cb_pre && launch_variant<NS, PT, false>(p, stream);
+    } else {
+        return p.cb_pre ? launch_variant<NS, PT, true>(p, stream) : launch_variant<NS, PT, false>(p, stream);
+    }
 }
 
 }  // namespace

@@ -12,6 +12,21 @@
 namespace ssmkit::cuda::ssd {
 
 constexpr int kL = 64;            // tokens per chunk
+
+// Per (sequence, head, chunk) decay tile written by ssd_prep (float offsets). Every exponential
+// the walk needs is here, computed in parallel ahead of it, so the walk only multiplies.
+namespace dct {
+constexpr int kCum = 0;        // cum_t: inclusive in-chunk sum of dt*A
+constexpr int kDelta = 64;     // delta_t = softplus(dt_t)
+constexpr int kWs = 128;       // delta_t exp(cum_63 - cum_t): x weight of the state update
+constexpr int kWt = 192;       // delta_t exp(cum_{t|15} - cum_t): x weight to its 16-block end
+constexpr int kRowE = 256;     // exp(cum_t): C S_in row factor
+constexpr int kRowF = 320;     // exp(cum_t - cum_{16 (t/16) - 1}), t >= 16: row factor below the diagonal
+constexpr int kBlkF = 384;     // [j] = exp(cum_{16 j + 15} - cum_{16 j - 1}), [0] = 1
+constexpr int kEl = 388;       // exp(cum_63): state decay over the chunk
+constexpr int kDiag = 400;     // [t][16]: exp(cum_t - cum_s) delta_s for s = 16 (t/16) + j <= t, else 0
+constexpr int kFloats = 1440;  // 5760 bytes (a multiple of 128)
+}  // namespace dct
 constexpr int kThreads = 512;     // 8 y warps + 8 state warps
 constexpr int kMaxState = 128;    // largest d_state handled (padded state sizes 32, 64, 128)
 
@@ -34,7 +49,11 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     int N, P, H, G, T, S, K, nch;
     // workspace
     __half* bc16;   // [q][g][chunk][2][L][NS + 8]: padded B/C tiles
-    float* dc;      // [q][h][chunk][2][L]: cum, delta
+    float* dc;      // [q][h][chunk][dct::kFloats]: cum, delta and the decay tables (dct)
+    __half* cb16;   // [q][g][chunk][L][L + 8]: C B^T of the chunk, no decay (blocks on and below
+                    // the diagonal written), when cb_pre
+    bool cb_pre;    // C B^T once per (group, chunk) in ssd_prep; the walk applies the decay
+    int dbg;        // TEMPORARY ablation bits (SSMKIT_SSD_DBG): 1 no y, 2 no state update, 4 no x convert, 16 no x copy
     bool x_vec;     // x goes through the TMA tensor map (aligned; else plain loads)
     bool bc_vec;    // B/C rows can be read as float4
     bool s_vec;     // input state rows can be read as float4
@@ -118,8 +137,36 @@ __device__ __forceinline__ void load_b_kn(uint32_t (&b)[NJ][2], const __half* ba
     }
 }
 
+// One 16x16 block of C B^T (rows = tokens 16 rg.., columns = tokens 16 jj..) of a chunk's fp16
+// B and C tiles (row stride ld halves, NS columns), fp32 accumulation: acc[half] holds columns
+// 16 jj + 8 half + 2 qd (+1) of rows gr and gr + 8 in the mma accumulator layout.
+template <int NS>
+__device__ __forceinline__ void cb_block(float (&acc)[2][4], const __half* Bc, const __half* Cc, int ld, int rg, int jj,
+                                         int lane) {
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) acc[hf][0] = acc[hf][1] = acc[hf][2] = acc[hf][3] = 0.f;
+#pragma unroll
+    for (int k = 0; k < NS / 16; ++k) {
+        uint32_t a[4], b0, b1, b2, b3;
+        ldsm_x4(a[0], a[1], a[2], a[3], Cc + (rg * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + k * 16 + (lane >> 4) * 8);
+        ldsm_x4(b0, b1, b2, b3, Bc + (jj * 16 + (lane & 7) + (lane >> 4) * 8) * ld + k * 16 + ((lane >> 3) & 1) * 8);
+        mma16816(acc[0], a, b0, b1);
+        mma16816(acc[1], a, b2, b3);
+    }
+}
+// Block index 0..9 (on and below the diagonal, row-major) -> (row group, column block).
+__device__ __forceinline__ void cb_block_pos(int blk, int& rg, int& jj) {
+    rg = blk >= 6 ? 3 : blk >= 3 ? 2 : blk >= 1 ? 1 : 0;
+    jj = blk - rg * (rg + 1) / 2;
+}
+
+constexpr int kCbLd = kL + 8;   // halves per row of a C B^T tile (padding against bank conflicts)
+__host__ __device__ constexpr size_t cb_tile_halves() { return size_t(kL) * kCbLd; }
+
 constexpr int kPrepBatch = 8;
-constexpr int kHeadsPerPrepBlock = 8;
+// Heads per ssd_prep block: 8 (one warp each) for cum/delta alone; 2 when the decay tables are
+// built too, so the 2 x 1024 diagonal-block exponentials spread over 256 threads.
+__host__ __device__ inline int heads_per_prep_block(bool cb_pre) { return cb_pre ? 2 : 8; }
 
 __host__ __device__ inline int prep_bc_blocks(int G, int NS) {
     const int quads = G * 2 * kL * (NS / 4);
@@ -131,8 +178,8 @@ __host__ __device__ inline int prep_bc_blocks(int G, int NS) {
 template <int NS> __host__ __device__ constexpr int bc_ld() { return NS + 8; }
 template <int NS> __host__ __device__ constexpr size_t bc_tile_halves() { return size_t(2) * kL * bc_ld<NS>(); }
 
-// The walk (scan_ssd_pipe.cu), for head_dim tiles of 32, 64 and 80: queues it and returns true,
-// or returns false (nothing queued) when it does not handle (NS, PT).
+// The walk (scan_ssd_pipe.cu), for head_dim tiles of 32, 64 and 80 (p.cb_pre: 32 and 64 only):
+// queues it and returns true, or returns false (nothing queued) when it does not handle (NS, PT).
 bool launch_main_pipe(const ssd_params& p, int NS, int PT, cudaStream_t stream);
 
 }  // namespace ssmkit::cuda::ssd
