@@ -114,6 +114,8 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
         -p 'ne_a=\[(515|4099),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf seq rows1" perf-var-seq-rows1.log env SSMKIT_CUDA_SEQ=rows1 "$TO" perf -b cuda --scan-path sequential \
         -p 'd_state=128,head_dim=64.*n_seq_tokens=512,n_seqs=1,' --seconds "${PERF_SECONDS:-0.3}"
+    step "perf SSD walk v6" perf-var-ssd-v6.log env SSMKIT_SSD_WALK=v6 "$TO" perf -b cuda -o SSM_SCAN \
+        -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
 fi
 
 echo
@@ -121,7 +123,7 @@ echo "================ gpu-check summary ($(head -2 "$OUT/gpu.txt" | tail -1)) =
 cat "$SUMMARY"
 if [ -f "$OUT/perf.log" ]; then
     echo
-    echo "perf vs issue targets (us; targets and ggml figures are H100; cold = DRAM, hot = ggml's method):"
+    echo "perf vs issue targets (us; targets and ggml figures are H100 figures, compare % of BW on other GPUs; cold = DRAM, hot = ggml's method):"
     printf '  %-34s %9s %7s %9s %7s  %8s %8s  %s\n' case "cold us" "%BW" "hot us" "%BW" ggml target verdict
     # case-name pattern | label | ggml us | target us | cold log | hot log
     while IFS='|' read -r pat label ggml target file hfile; do

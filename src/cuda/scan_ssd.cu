@@ -99,7 +99,6 @@ __global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_para
     const int nbc = prep_bc_blocks(p.G, NS);
     const int nhb = (p.H + heads_per_prep_block(p.cb_pre) - 1) / heads_per_prep_block(p.cb_pre);
     if (int(blockIdx.z) >= nbc + nhb) {
-        if (p.dbg & 64) return;   // TEMPORARY
         prep_cb<NS>(p, c, q, int(blockIdx.z) - nbc - nhb);
         return;
     }
@@ -172,7 +171,7 @@ __global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_para
         float* dst = p.dc + (((size_t)q * p.H + h) * p.nch + c) * dct::kFloats;
         *reinterpret_cast<float2*>(dst + dct::kCum + 2 * lane) = make_float2(ca, cb);
         *reinterpret_cast<float2*>(dst + dct::kDelta + 2 * lane) = make_float2(da, db);
-        if (p.cb_pre && !(p.dbg & 256)) {   // the v6 walk reads cum and delta only
+        if (p.cb_pre) {   // the v6 walk reads cum and delta only
             *reinterpret_cast<float2*>(&sdec[warp][0][2 * lane]) = make_float2(ca, cb);
             *reinterpret_cast<float2*>(&sdec[warp][1][2 * lane]) = make_float2(da, db);
             // cum at the chunk end, at the end of this lane's 16-token block and of the block before
@@ -190,7 +189,7 @@ __global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_para
             if (lane == 0) dst[dct::kEl] = __expf(cl);
         }
     }
-    if (!p.cb_pre || (p.dbg & 384)) return;   // block-uniform
+    if (!p.cb_pre) return;   // block-uniform
     __syncthreads();
     // Diagonal-block decay rows, spread over the whole block: thread -> (head, row t, 8 columns).
     const int hh = threadIdx.x >> 7, t = (threadIdx.x & 127) >> 1, j0 = (threadIdx.x & 1) * 8;
@@ -346,9 +345,10 @@ bool ssd_workspace_reserve(ssd_workspace* ws, const ssmkit::scan_shape& sh) {
     return true;
 }
 
-// Measured on an H100 (docs/perf-ssd-notes.md), granite shapes: the chunked path loses at 4 tokens
-// (6.4 vs 5.9 us for the sequential kernel) and wins from 8 (6.4 vs 7.1 us).
-int64_t ssd_min_tokens() { return 8; }
+// Measured on an H200 with the v8 walk (docs/perf-ssd-notes.md, .probe crossover), granite shapes,
+// S = 1: the chunked path loses at 16 tokens (6.83 vs 5.85 us for the sequential kernel) and wins
+// from 32 (7.17 vs 8.81 us). (On the H100 with the v6 walk it won from 8.)
+int64_t ssd_min_tokens() { return 32; }
 
 bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_workspace* ws) {
     const ssmkit::scan_shape& sh = a.shape;
@@ -379,7 +379,6 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.dc = reinterpret_cast<float*>(static_cast<unsigned char*>(ws->ptr) + w.bc);
     p.cb16 = reinterpret_cast<__half*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc);
     p.cb_pre = PT != 80 && !walk_v6();
-    p.dbg = std::getenv("SSMKIT_SSD_DBG") ? std::atoi(std::getenv("SSMKIT_SSD_DBG")) : 0;   // TEMPORARY
     // 16-byte copies of x need 16-byte aligned rows and tiles that end on a 4-float boundary
     const uintptr_t xa = reinterpret_cast<uintptr_t>(a.x.data);
     p.x_vec = (xa % 16 == 0) && (a.x.nb[1] % 16 == 0) && (a.x.nb[2] % 16 == 0) &&

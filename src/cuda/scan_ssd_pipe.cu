@@ -19,6 +19,16 @@
 // stages for tiles of 32 and two for tiles of 64 and 80 (shared memory). Measured against the
 // phased walk in the same calls (docs/perf-ssd-notes.md): 1.1-1.2x faster at tiles of 32 and 64,
 // equal at 80; the phased walk was then removed.
+//
+// CBPRE (v8, tiles of 32 and 64): C B^T is the same for every head of a group, so ssd_prep
+// computes it once per (group, chunk) and the walk copies it with the stage; ssd_prep also
+// tabulates every decay factor (dct::), so the walk does no exponentials. The masked product M x
+// becomes: blocks below the diagonal as raw C B^T times x weighted to its 16-token block end,
+// accumulated Horner-style with the block-to-block factors and scaled per row at the end; the
+// diagonal block's fragment scaled in registers by the prep's decay rows. The state warps no
+// longer build C B^T blocks. Profiled on the H200 (granite 4096 x 1): 6204 -> 4362 issued
+// instructions per chunk and block; 134.7 -> 106.5 us. The v6 walk (CBPRE false) stays for tiles
+// of 80 (the C B^T tile and XT16 do not fit beside them) and behind SSMKIT_SSD_WALK=v6.
 #include "cuda/ssd_device.cuh"
 
 namespace ssmkit::cuda::ssd {
@@ -103,7 +113,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     }
     // A stage's copies in two parts: x (an input: may start before ssd_prep is done) with the
     // byte count of the whole stage, then ssd_prep's outputs.
-    const bool xcopy = p.x_vec && !(p.dbg & 16);
+    const bool xcopy = p.x_vec;
     auto issue_x = [&](int c) {
         if (c >= p.nch || threadIdx.x != 0) return;
         uint64_t* bar = &bars[c % kStages];
@@ -306,14 +316,42 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
 #pragma unroll
         for (int j = 0; j < NJH; ++j) y[j][0] = y[j][1] = y[j][2] = y[j][3] = 0.f;
         const __half* Sin = S16(c) + yph * PH;
+        if constexpr (CBPRE) {
+            // C S_in heads each chunk's critical path: the fragments of a group of k-steps are
+            // loaded before its mma (ldmatrix latency paid once per group), and even and odd
+            // k-steps accumulate separately (two dependent chains of half the length).
+            constexpr int KS = NS / 16, GRP = NJH <= 2 ? KS : (KS >= 4 ? KS / 2 : KS);
+            float y2[NJH][4];
 #pragma unroll
-        for (int k = 0; k < NS / 16; ++k) {
-            uint32_t a[4];
-            ldsm_x4(a[0], a[1], a[2], a[3], Cc + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldbc + k * 16 + (lane >> 4) * 8);
-            uint32_t b[NJH][2];
-            load_b_kn<NJH>(b, Sin, ldx, k * 16, lane);
+            for (int j = 0; j < NJH; ++j) y2[j][0] = y2[j][1] = y2[j][2] = y2[j][3] = 0.f;
 #pragma unroll
-            for (int j = 0; j < NJH; ++j) mma16816(y[j], a, b[j][0], b[j][1]);
+            for (int k0 = 0; k0 < KS; k0 += GRP) {
+                uint32_t a[GRP][4], b[GRP][NJH][2];
+#pragma unroll
+                for (int k = 0; k < GRP; ++k) {
+                    ldsm_x4(a[k][0], a[k][1], a[k][2], a[k][3],
+                            Cc + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldbc + (k0 + k) * 16 + (lane >> 4) * 8);
+                    load_b_kn<NJH>(b[k], Sin, ldx, (k0 + k) * 16, lane);
+                }
+#pragma unroll
+                for (int k = 0; k < GRP; ++k)
+#pragma unroll
+                    for (int j = 0; j < NJH; ++j) mma16816((k & 1) ? y2[j] : y[j], a[k], b[k][j][0], b[k][j][1]);
+            }
+#pragma unroll
+            for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) y[j][e] += y2[j][e];
+        } else {
+#pragma unroll
+            for (int k = 0; k < NS / 16; ++k) {
+                uint32_t a[4];
+                ldsm_x4(a[0], a[1], a[2], a[3], Cc + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ldbc + k * 16 + (lane >> 4) * 8);
+                uint32_t b[NJH][2];
+                load_b_kn<NJH>(b, Sin, ldx, k * 16, lane);
+#pragma unroll
+                for (int j = 0; j < NJH; ++j) mma16816(y[j], a, b[j][0], b[j][1]);
+            }
         }
         const float e0 = CBPRE ? cum[dct::kRowE + r0 + gr] : __expf(cum[r0 + gr]);
         const float e1 = CBPRE ? cum[dct::kRowE + r0 + gr + 8] : __expf(cum[r0 + gr + 8]);
@@ -439,18 +477,36 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
 #pragma unroll
                 for (int r = 0; r < 4; ++r) S[u][j][r] *= el;
         const __half* XS = XS16(c);
+        if constexpr (CBPRE && UPW * NJH <= 4) {   // all fragments first (48 registers)
+            uint32_t a[4][4], b[4][UPW][NJH][2];
+            const int n0 = u_mt(0) * 16;
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-            uint32_t a[4];
-            const int n0 = u_mt(0) * 16;   // all units of a warp share the rows
-            const __half* ptr = Bc + (kk * 16 + (lane & 7) + (lane >> 4) * 8) * ldbc + n0 + ((lane >> 3) & 1) * 8;
-            ldsm_x4_t(a[0], a[1], a[2], a[3], ptr);
+            for (int kk = 0; kk < 4; ++kk) {
+                ldsm_x4_t(a[kk][0], a[kk][1], a[kk][2], a[kk][3],
+                          Bc + (kk * 16 + (lane & 7) + (lane >> 4) * 8) * ldbc + n0 + ((lane >> 3) & 1) * 8);
 #pragma unroll
-            for (int u = 0; u < UPW; ++u) {
-                uint32_t b[NJH][2];
-                load_b_kn<NJH>(b, XS + u_ph(u) * PH, ldx, kk * 16, lane);
+                for (int u = 0; u < UPW; ++u) load_b_kn<NJH>(b[kk][u], XS + u_ph(u) * PH, ldx, kk * 16, lane);
+            }
 #pragma unroll
-                for (int j = 0; j < NJH; ++j) mma16816(S[u][j], a, b[j][0], b[j][1]);
+            for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+                for (int u = 0; u < UPW; ++u)
+#pragma unroll
+                    for (int j = 0; j < NJH; ++j) mma16816(S[u][j], a[kk], b[kk][u][j][0], b[kk][u][j][1]);
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk) {
+                uint32_t a[4];
+                const int n0 = u_mt(0) * 16;   // all units of a warp share the rows
+                const __half* ptr = Bc + (kk * 16 + (lane & 7) + (lane >> 4) * 8) * ldbc + n0 + ((lane >> 3) & 1) * 8;
+                ldsm_x4_t(a[0], a[1], a[2], a[3], ptr);
+#pragma unroll
+                for (int u = 0; u < UPW; ++u) {
+                    uint32_t b[NJH][2];
+                    load_b_kn<NJH>(b, XS + u_ph(u) * PH, ldx, kk * 16, lane);
+#pragma unroll
+                    for (int j = 0; j < NJH; ++j) mma16816(S[u][j], a, b[j][0], b[j][1]);
+                }
             }
         }
         if (c + 1 < p.nch) store_s16(S16(c + 1));
@@ -527,8 +583,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         if (kStages >= 3) issue(c + 2);   // into the slot of chunk c-1, free since the last barrier
         const bool ahead = c + 1 < p.nch;
         chunk_kept(c);
-        if (!is_state) { if (!(p.dbg & 1)) chunk_y(c); }
-        else if (state_active) { if (!(p.dbg & 2)) chunk_state(c); }
+        if (!is_state) chunk_y(c);
+        else if (state_active) chunk_state(c);
         if (ahead) {
             wait_stage(c + 1);
             if constexpr (!CBPRE) {
@@ -538,7 +594,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                     masked_cb_block(c + 1, sw);
                 }
             }
-            if (!(p.dbg & 4)) convert_x(c + 1);
+            convert_x(c + 1);
         }
         __syncthreads();
         if (kStages == 2) issue(c + 2);   // into chunk c's slot, released by that barrier

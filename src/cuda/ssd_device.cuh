@@ -53,7 +53,6 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     __half* cb16;   // [q][g][chunk][L][L + 8]: C B^T of the chunk, no decay (blocks on and below
                     // the diagonal written), when cb_pre
     bool cb_pre;    // C B^T once per (group, chunk) in ssd_prep; the walk applies the decay
-    int dbg;        // TEMPORARY ablation bits (SSMKIT_SSD_DBG): 1 no y, 2 no state update, 4 no x convert, 16 no x copy
     bool x_vec;     // x goes through the TMA tensor map (aligned; else plain loads)
     bool bc_vec;    // B/C rows can be read as float4
     bool s_vec;     // input state rows can be read as float4
