@@ -140,8 +140,6 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         return reinterpret_cast<const float*>(stage(c) + LY::bc_bytes + LY::cb_bytes + LY::xraw_bytes);
     };
 
-    issue_x(0);   // x of the first two chunks while ssd_prep runs (thread 0 set up the mbarriers)
-    issue_x(1);
     // ---- prologue: the initial state (not written by ssd_prep, so it may overlap it)
     const int slot = p.ids[q];
     const float* s0 = p.s + (size_t)p.N * (p0 + (size_t)p.P * ((size_t)h + (size_t)p.H * slot));
@@ -161,6 +159,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         *reinterpret_cast<float4*>(stg + pp * LY::ldst + n) = v;
     }
     __syncthreads();   // staging written; mbarriers initialised
+    issue_x(0);        // x of the first two chunks while ssd_prep runs
+    issue_x(1);
 
     pdl_wait();        // ssd_prep's B/C tiles and cum/delta are complete and visible
     issue_dep(0);
