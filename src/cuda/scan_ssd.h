@@ -3,7 +3,7 @@
 // The CUDA backend's scan launcher calls ssd_scan_launch(); when it returns false the shape is
 // not handled here and the caller runs the sequential kernel instead.
 //
-// Memory: the path needs a device workspace (fp16 B/C tiles, per-head in-chunk cumsum of dt*A). Nothing is
+// Memory: the path needs a device workspace (fp16 B/C and C B^T tiles, per-head decay tables). Nothing is
 // allocated inside ssd_scan_launch(): the backend owns one ssd_workspace, calls
 // ssd_workspace_reserve() outside the timed/captured call whenever a shape may need more (it only
 // grows; it synchronizes the device when it has to reallocate), and passes it to every launch.
