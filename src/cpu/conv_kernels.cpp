@@ -12,6 +12,7 @@
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "cpu/transpose-inl.h"
 
 #include "cpu/kernels.h"
 #include "cpu/scratch.h"
@@ -30,40 +31,8 @@ using DF = hn::ScalableTag<float>;
 // vector code can run over the padding without producing NaN.
 HWY_INLINE void TransposeToChannelMajor(const float* HWY_RESTRICT src, int64_t stride, int64_t rows,
                                         int64_t cols, float* HWY_RESTRICT dst) {
-    int64_t i = 0;
-#if HWY_TARGET != HWY_SCALAR
-    const hn::Full128<float> d4;
-    const hn::Repartition<uint64_t, decltype(d4)> d64;
-    for (; i + 4 <= rows; i += 4) {
-        const float* r0 = src + i * stride;
-        const float* r1 = r0 + stride;
-        const float* r2 = r1 + stride;
-        const float* r3 = r2 + stride;
-        int64_t j = 0;
-        for (; j + 4 <= cols; j += 4) {
-            const auto a0 = hn::LoadU(d4, r0 + j), a1 = hn::LoadU(d4, r1 + j);
-            const auto a2 = hn::LoadU(d4, r2 + j), a3 = hn::LoadU(d4, r3 + j);
-            const auto t0 = hn::BitCast(d64, hn::InterleaveLower(d4, a0, a1));
-            const auto t1 = hn::BitCast(d64, hn::InterleaveLower(d4, a2, a3));
-            const auto t2 = hn::BitCast(d64, hn::InterleaveUpper(d4, a0, a1));
-            const auto t3 = hn::BitCast(d64, hn::InterleaveUpper(d4, a2, a3));
-            float* o = dst + j * CB + i;
-            hn::Store(hn::BitCast(d4, hn::InterleaveLower(d64, t0, t1)), d4, o);
-            hn::Store(hn::BitCast(d4, hn::InterleaveUpper(d64, t0, t1)), d4, o + CB);
-            hn::Store(hn::BitCast(d4, hn::InterleaveLower(d64, t2, t3)), d4, o + 2 * CB);
-            hn::Store(hn::BitCast(d4, hn::InterleaveUpper(d64, t2, t3)), d4, o + 3 * CB);
-        }
-        for (; j < cols; ++j) {
-            dst[j * CB + i + 0] = r0[j];
-            dst[j * CB + i + 1] = r1[j];
-            dst[j * CB + i + 2] = r2[j];
-            dst[j * CB + i + 3] = r3[j];
-        }
-    }
-#endif
-    for (; i < rows; ++i)
-        for (int64_t j = 0; j < cols; ++j) dst[j * CB + i] = src[i * stride + j];
-    for (; i < CB; ++i)
+    Transpose(src, stride, rows, cols, dst, CB);
+    for (int64_t i = rows; i < CB; ++i)
         for (int64_t j = 0; j < cols; ++j) dst[j * CB + i] = 0.0f;
 }
 

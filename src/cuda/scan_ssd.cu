@@ -30,6 +30,21 @@ namespace {
 
 using namespace ssmkit::cuda::ssd;
 
+// Four consecutive fp32 values of row tg of B (which = 0) or C (which = 1), group g, from
+// column n; zero past the sequence and past N.
+__device__ __forceinline__ float4 load_bc4(const ssd_params& p, int q, int g, int which, int tg, int n) {
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (tg >= p.T) return v;
+    const float* src = which ? p.C + g * p.c_g + (long long)tg * p.c_t + (long long)q * p.c_q
+                             : p.B + g * p.b_g + (long long)tg * p.b_t + (long long)q * p.b_q;
+    if (p.bc_vec && n + 3 < p.N) return __ldg(reinterpret_cast<const float4*>(src + n));
+    if (n < p.N) v.x = __ldg(src + n);
+    if (n + 1 < p.N) v.y = __ldg(src + n + 1);
+    if (n + 2 < p.N) v.z = __ldg(src + n + 2);
+    if (n + 3 < p.N) v.w = __ldg(src + n + 3);
+    return v;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The C B^T tile of one (chunk, sequence, group), from B and C rounded to fp16 exactly as the
 // bc16 tiles are (so the walk's products see the same operands), with fp32 accumulation, stored
@@ -46,19 +61,7 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g) {
     for (int u = 0; u < kPerThread; ++u) {
         const int i = threadIdx.x + u * 256;
         const int n = (i % (NS / 4)) * 4, r = i / (NS / 4);
-        const int t = r % kL, which = r / kL, tg = t0 + t;
-        v[u] = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (tg >= p.T) continue;
-        const float* src = which ? p.C + g * p.c_g + (long long)tg * p.c_t + (long long)q * p.c_q
-                                 : p.B + g * p.b_g + (long long)tg * p.b_t + (long long)q * p.b_q;
-        if (p.bc_vec && n + 3 < p.N) {
-            v[u] = __ldg(reinterpret_cast<const float4*>(src + n));
-        } else {
-            if (n < p.N) v[u].x = __ldg(src + n);
-            if (n + 1 < p.N) v[u].y = __ldg(src + n + 1);
-            if (n + 2 < p.N) v[u].z = __ldg(src + n + 2);
-            if (n + 3 < p.N) v[u].w = __ldg(src + n + 3);
-        }
+        v[u] = load_bc4(p, q, g, r / kL, t0 + r % kL, n);
     }
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
@@ -114,19 +117,7 @@ __global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_para
             const int n = (i % (NS / 4)) * 4;
             int r = i / (NS / 4);
             const int t = r % kL; r /= kL;
-            const int which = r % 2, g = r / 2;
-            const int tg = t0 + t;
-            if (tg >= p.T) continue;
-            const float* src = which ? p.C + g * p.c_g + (long long)tg * p.c_t + (long long)q * p.c_q
-                                     : p.B + g * p.b_g + (long long)tg * p.b_t + (long long)q * p.b_q;
-            if (p.bc_vec && n + 3 < p.N) {
-                v[u] = __ldg(reinterpret_cast<const float4*>(src + n));
-            } else {
-                if (n < p.N) v[u].x = __ldg(src + n);
-                if (n + 1 < p.N) v[u].y = __ldg(src + n + 1);
-                if (n + 2 < p.N) v[u].z = __ldg(src + n + 2);
-                if (n + 3 < p.N) v[u].w = __ldg(src + n + 3);
-            }
+            v[u] = load_bc4(p, q, r / 2, r % 2, t0 + t, n);
         }
 #pragma unroll
         for (int u = 0; u < kPrepBatch; ++u) {
