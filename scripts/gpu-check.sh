@@ -65,6 +65,9 @@ if [ -x "$TO" ]; then
     # Every chunked case again with head_dim tiles of 32 and of 64 forced.
     step "test (chunked, tile 32)" test-ssd32.log env SSMKIT_SSD_TILE=32 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, tile 64)" test-ssd64.log env SSMKIT_SSD_TILE=64 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    # ssd_prep with 16 heads per block (the test shapes are small, so the automatic choice is 2-4)
+    step "test (chunked, prep 16 heads)" test-ssd-prep16.log env SSMKIT_SSD_PREP_HEADS=16 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "test (decode v1)" test-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" test -b cuda -o SSM_SCAN -p 'n_seq_tokens=1,'
     GOLD=$(ls .golden/*/*/*.gguf 2>/dev/null)
     # Files first: -b takes every value up to the next option.
     if [ -n "$GOLD" ]; then
@@ -116,6 +119,8 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
         -p 'd_state=128,head_dim=64.*n_seq_tokens=512,n_seqs=1,' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD walk v6" perf-var-ssd-v6.log env SSMKIT_SSD_WALK=v6 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
+    step "perf decode v1" perf-var-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" perf -b cuda -o SSM_SCAN \
+        -p 'n_seq_tokens=1,' --seconds "${PERF_SECONDS:-0.3}"
 fi
 
 echo

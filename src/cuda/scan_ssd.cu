@@ -3,10 +3,10 @@
 //
 // Two launches (the second with programmatic dependent launch, so its prologue overlaps the first):
 //   ssd_prep  grid (chunk, sequence, part): B and C rounded to fp16 once, into padded tiles that
-//             the main kernel copies with one bulk copy (they are shared by every head of a
-//             group: converting them per head would multiply the main kernel's L2 traffic),
-//             softplus(dt) with the in-chunk cumulative sum of dt*A per head, and the chunk's
-//             C B^T per group (no decay; the walk applies each head's decay).
+//             the walk copies with one bulk copy (they are shared by every head of a group:
+//             converting them per head would multiply the walk's L2 traffic), the chunk's C B^T
+//             per group (no decay; the walk applies each head's decay), and per head softplus(dt),
+//             the in-chunk cumulative sum of dt*A and every decay factor the walk needs (dct::).
 //   ssd_main_pipe (scan_ssd_pipe.cu) one block per (sequence, head, head_dim tile) that walks
 //             the chunks in order and keeps the running state in registers, so the inter-chunk
 //             pass needs no workspace round trip and no extra launch; chunk c+1's
@@ -46,36 +46,43 @@ __device__ __forceinline__ float4 load_bc4(const ssd_params& p, int q, int g, in
 }
 
 // ---------------------------------------------------------------------------------------------
-// The C B^T tile of one (chunk, sequence, group), from B and C rounded to fp16 exactly as the
-// bc16 tiles are (so the walk's products see the same operands), with fp32 accumulation, stored
-// as fp16 without decay: it is the same for every head of the group (48 heads for granite), so
-// computing it once here replaces 160 mma per chunk in every walk block.
+// The C B^T blocks of ssd_prep, one per (chunk, sequence, group): the chunk's B and C rounded to
+// fp16 into the padded tile the walk copies with one bulk copy (the same for every head of the
+// group), and C B^T from those fp16 operands (so the walk's products see the same values) with
+// fp32 accumulation, stored as fp16 without decay: computing it once here replaces 160 mma per
+// chunk in every walk block (48 per group for granite).
 template <int NS>
 __device__ void prep_cb(const ssd_params& p, int c, int q, int g) {
     constexpr int ld = bc_ld<NS>();
-    constexpr int kPerThread = 2 * kL * (NS / 4) / 256;
+    constexpr int kPerThread = 2 * kL * (NS / 4) / kPrepThreads;
+    static_assert(kPerThread >= 1, "d_state >= 32");
     __shared__ __align__(16) __half sbc[2 * kL * ld];
     const int t0 = c * kL;
     float4 v[kPerThread];
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
-        const int i = threadIdx.x + u * 256;
+        const int i = threadIdx.x + u * kPrepThreads;
         const int n = (i % (NS / 4)) * 4, r = i / (NS / 4);
         v[u] = load_bc4(p, q, g, r / kL, t0 + r % kL, n);
     }
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
-        const int i = threadIdx.x + u * 256;
+        const int i = threadIdx.x + u * kPrepThreads;
         const int n = (i % (NS / 4)) * 4, r = i / (NS / 4);
         __half2* d = reinterpret_cast<__half2*>(sbc + r * ld + n);
         d[0] = __floats2half2_rn(v[u].x, v[u].y);
         d[1] = __floats2half2_rn(v[u].z, v[u].w);
     }
     __syncthreads();
+    {   // the B/C tile for the walk: this shared-memory image, padding included (never read)
+        const uint4* src = reinterpret_cast<const uint4*>(sbc);
+        uint4* dst = reinterpret_cast<uint4*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
+        for (int i = threadIdx.x; i < int(bc_tile_halves<NS>() / 8); i += kPrepThreads) dst[i] = src[i];
+    }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
     __half* dst = p.cb16 + (((size_t)q * p.G + g) * p.nch + c) * cb_tile_halves();
-    for (int blk = warp; blk < 10; blk += 8) {
+    for (int blk = warp; blk < 10; blk += kPrepThreads / 32) {
         int rg, jj;
         cb_block_pos(blk, rg, jj);
         float acc[2][4];
@@ -90,28 +97,35 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ssd_prep: grid (chunk, sequence, part). Parts [0, bc_blocks) round B/C of the chunk to fp16,
-// the next compute cum/delta (one warp per head, two tokens per lane; heads_per_prep_block), and with
-// cb_pre the last G parts compute the chunk's C B^T per group. Each thread issues all its loads
-// before the first use: these blocks are latency-bound, not bandwidth-bound.
+// ssd_prep: grid (chunk, sequence, part), kPrepThreads threads. With cb_pre, parts [0, G) are
+// the C B^T blocks (prep_cb: they also write the B/C tiles); without it (v6 walk, tiles of 80),
+// parts [0, bc_blocks) round B/C to fp16. The next prep_head_blocks(H, p.prep_heads) parts
+// compute, for p.prep_heads heads each, cum/delta (one warp per head, two tokens per lane) and with cb_pre the
+// decay tables. Each thread issues its loads before the first use: these blocks are
+// latency-bound, and the walk waits for the slowest.
+// Measured (H200, granite): with 256 threads, separate B/C blocks, two heads per block and the
+// C B^T blocks last, 1728 blocks of 105 registers ran 6.5 waves of two blocks per SM at 4096 x 1
+// (ncu: 25 us, a fifth of the scan, all before the walk starts). 512 threads and 16 heads per
+// block: one wave. (Loading B/C in two rounds of 256 threads to save registers cost 1.4 us at
+// 512 x 1; a separate kernel for C B^T cost a launch.)
 template <int NS>
-__global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_params p) {
+__global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__ ssd_params p) {
     pdl_trigger();   // the main kernel may start its prologue (initial state) now
     const int c = blockIdx.x, q = blockIdx.y;
     const int t0 = c * kL;
-    const int nbc = prep_bc_blocks(p.G, NS);
-    const int nhb = (p.H + heads_per_prep_block(p.cb_pre) - 1) / heads_per_prep_block(p.cb_pre);
-    if (int(blockIdx.z) >= nbc + nhb) {
-        prep_cb<NS>(p, c, q, int(blockIdx.z) - nbc - nhb);
+    const int ncb = prep_cb_blocks(p.G, p.cb_pre);
+    if (int(blockIdx.z) < ncb) {
+        prep_cb<NS>(p, c, q, int(blockIdx.z));
         return;
     }
+    const int nbc = ncb + prep_bc_blocks(p.G, NS, p.cb_pre);
     if (int(blockIdx.z) < nbc) {
         const int quads = p.G * 2 * kL * (NS / 4);
         float4 v[kPrepBatch];
-        const int base = blockIdx.z * 256 * kPrepBatch + threadIdx.x;
+        const int base = (blockIdx.z - ncb) * kPrepThreads * kPrepBatch + threadIdx.x;
 #pragma unroll
         for (int u = 0; u < kPrepBatch; ++u) {
-            const int i = base + u * 256;
+            const int i = base + u * kPrepThreads;
             v[u] = make_float4(0.f, 0.f, 0.f, 0.f);
             if (i >= quads) continue;
             const int n = (i % (NS / 4)) * 4;
@@ -121,7 +135,7 @@ __global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_para
         }
 #pragma unroll
         for (int u = 0; u < kPrepBatch; ++u) {
-            const int i = base + u * 256;
+            const int i = base + u * kPrepThreads;
             if (i >= quads) continue;
             const int n = (i % (NS / 4)) * 4;
             int r = i / (NS / 4);
@@ -138,18 +152,25 @@ __global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_para
         return;
     }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int hpb = heads_per_prep_block(p.cb_pre);
+    const int hpb = p.prep_heads;
     const int h0 = (blockIdx.z - nbc) * hpb;
     const int h = h0 + warp;
-    __shared__ float sdec[2][2][kL];   // cb_pre: cum and delta of the block's (two) heads
+    __shared__ float sdt[kL][kPrepHeads];        // raw dt: one 32-byte row of heads per token
+    __shared__ float sdec[kPrepHeads][2][kL];    // cum and delta of the block's heads
+    // dt is [H, T, S]: a token's heads are contiguous, so the block reads its heads token by token
+    // (a warp per head would touch a sector per token)
+    for (int i = threadIdx.x; i < kL * hpb; i += kPrepThreads) {
+        const int hh = i % hpb, t = i / hpb;
+        const bool in = h0 + hh < p.H && t0 + t < p.T;
+        sdt[t][hh] = in ? __ldg(p.dt + (h0 + hh) + (long long)p.H * ((t0 + t) + (long long)p.T * q)) : 0.f;
+    }
+    __syncthreads();
+    static_assert(kPrepHeads == kPrepThreads / 32, "a warp per head");
     if (warp < hpb && h < p.H) {
         const float A = __ldg(p.A + h * p.a_h);
-        const int ta = t0 + 2 * lane, tb = ta + 1;
-        const float* dtq = p.dt + h + (long long)p.H * (long long)p.T * q;
-        const float va = ta < p.T ? __ldg(dtq + (long long)p.H * ta) : 0.f;
-        const float vb = tb < p.T ? __ldg(dtq + (long long)p.H * tb) : 0.f;
-        const float da = ta < p.T ? softplus_f(va) : 0.f;
-        const float db = tb < p.T ? softplus_f(vb) : 0.f;
+        const int ta = 2 * lane, tb = ta + 1;
+        const float da = t0 + ta < p.T ? softplus_f(sdt[ta][warp]) : 0.f;
+        const float db = t0 + tb < p.T ? softplus_f(sdt[tb][warp]) : 0.f;
         const float aa = da * A, ab = db * A;
         float sum = aa + ab;
 #pragma unroll
@@ -182,21 +203,24 @@ __global__ void __launch_bounds__(256) ssd_prep(const __grid_constant__ ssd_para
     }
     if (!p.cb_pre) return;   // block-uniform
     __syncthreads();
-    // Diagonal-block decay rows, spread over the whole block: thread -> (head, row t, 8 columns).
-    const int hh = threadIdx.x >> 7, t = (threadIdx.x & 127) >> 1, j0 = (threadIdx.x & 1) * 8;
-    if (h0 + hh >= p.H) return;
-    const float* cum = sdec[hh][0];
-    const float* del = sdec[hh][1];
-    const float ct = cum[t];
-    float r[8];
+    // Diagonal-block decay rows, spread over the whole block: item -> (head, row t, 8 columns).
+#pragma unroll 1
+    for (int w = threadIdx.x; w < hpb * kL * 2; w += kPrepThreads) {
+        const int hh = w / (2 * kL), t = (w % (2 * kL)) >> 1, j0 = (w & 1) * 8;
+        if (h0 + hh >= p.H) break;   // hh only grows with w
+        const float* cum = sdec[hh][0];
+        const float* del = sdec[hh][1];
+        const float ct = cum[t];
+        float r[8];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        const int s = (t & ~15) + j0 + j;
-        r[j] = s <= t ? __expf(ct - cum[s]) * del[s] : 0.f;
+        for (int j = 0; j < 8; ++j) {
+            const int s = (t & ~15) + j0 + j;
+            r[j] = s <= t ? __expf(ct - cum[s]) * del[s] : 0.f;
+        }
+        float4* d4 = reinterpret_cast<float4*>(p.dc + (((size_t)q * p.H + h0 + hh) * p.nch + c) * dct::kFloats + dct::kDiag + 16 * t + j0);
+        d4[0] = make_float4(r[0], r[1], r[2], r[3]);
+        d4[1] = make_float4(r[4], r[5], r[6], r[7]);
     }
-    float4* d4 = reinterpret_cast<float4*>(p.dc + (((size_t)q * p.H + h0 + hh) * p.nch + c) * dct::kFloats + dct::kDiag + 16 * t + j0);
-    d4[0] = make_float4(r[0], r[1], r[2], r[3]);
-    d4[1] = make_float4(r[4], r[5], r[6], r[7]);
 }
 
 int pick_ns(int64_t N) { return N <= 32 ? 32 : N <= 64 ? 64 : N <= 128 ? 128 : 0; }
@@ -221,6 +245,15 @@ int forced_tile() {
     return v;
 }
 
+int sm_count() {
+    static const int sms = [] {
+        int dev = 0, n = 132;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) n = 132;
+        return n;
+    }();
+    return sms;
+}
+
 int pick_pt(const ssmkit::scan_shape& sh) {
     const int64_t P = sh.head_dim;
     if (forced_tile() && P % 80 != 0) return forced_tile();
@@ -228,11 +261,7 @@ int pick_pt(const ssmkit::scan_shape& sh) {
     if (P <= 32) return 32;
     // Each block walks its chunks serially, so blocks are what fills the GPU: halve the tile
     // when whole-head tiles would leave SMs idle (measured: granite 512 x 1, 25.7 vs 31.7 us).
-    static const int sms = [] {
-        int dev = 0, n = 132;
-        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) n = 132;
-        return n;
-    }();
+    const int sms = sm_count();
     const int64_t blocks64 = (P + 63) / 64 * sh.n_head * sh.n_seqs;
     if (P % 32 == 0 && blocks64 < sms) return 32;
     return 64;
@@ -280,10 +309,9 @@ ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS) {
 // programmatic dependent launch. Capturable: no host synchronization, no allocation.
 template <int NS>
 bool launch_ns(const ssd_params& p, int PT, cudaStream_t stream) {
-    dim3 pg(unsigned(p.nch), unsigned(p.S),
-            unsigned(prep_bc_blocks(p.G, NS) + (p.H + heads_per_prep_block(p.cb_pre) - 1) / heads_per_prep_block(p.cb_pre) +
-                     (p.cb_pre ? p.G : 0)));
-    ssd_prep<NS><<<pg, 256, 0, stream>>>(p);
+    const dim3 pg(unsigned(p.nch), unsigned(p.S),
+                  unsigned(prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, p.prep_heads)));
+    ssd_prep<NS><<<pg, kPrepThreads, 0, stream>>>(p);
     return launch_main_pipe(p, NS, PT, stream);
 }
 
@@ -370,6 +398,22 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.dc = reinterpret_cast<float*>(static_cast<unsigned char*>(ws->ptr) + w.bc);
     p.cb16 = reinterpret_cast<__half*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc);
     p.cb_pre = PT != 80 && !walk_v6();
+    // ssd_prep's blocks are latency-bound and the walk waits for the slowest: few heads per block
+    // (short blocks) while the grid still fits one wave of two blocks per SM, else kPrepHeads.
+    // Measured (H200, granite, us, 2 / 4 / 8 / 16 heads per block): 512 x 1 18.31 / 18.42 / 18.76 /
+    // 19.49, 4096 x 1 104.1 / 100.4 / 97.6 / 97.2, 512 x 8 83.8 / 80.2 / 76.9 / 76.5; this rule
+    // picks 2, 16 and 16.
+    {
+        const int64_t slots = 2 * int64_t(sm_count()), cs = int64_t(p.nch) * p.S;
+        const int fixed = prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre);
+        p.prep_heads = kPrepHeads;
+        for (int hpb = 2; hpb < kPrepHeads; hpb *= 2)
+            if (cs * (fixed + prep_head_blocks(p.H, hpb)) <= slots) { p.prep_heads = hpb; break; }
+        if (const char* e = std::getenv("SSMKIT_SSD_PREP_HEADS")) {   // measurement knob: 2, 4, 8, 16
+            const int v = std::atoi(e);
+            if (v == 2 || v == 4 || v == 8 || v == 16) p.prep_heads = v;
+        }
+    }
     // 16-byte copies of x need 16-byte aligned rows and tiles that end on a 4-float boundary
     const uintptr_t xa = reinterpret_cast<uintptr_t>(a.x.data);
     p.x_vec = (xa % 16 == 0) && (a.x.nb[1] % 16 == 0) && (a.x.nb[2] % 16 == 0) &&

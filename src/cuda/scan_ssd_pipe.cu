@@ -31,6 +31,8 @@
 // of 80 (the C B^T tile and XT16 do not fit beside them) and behind SSMKIT_SSD_WALK=v6.
 #include "cuda/ssd_device.cuh"
 
+#include <type_traits>
+
 namespace ssmkit::cuda::ssd {
 namespace {
 
@@ -215,23 +217,33 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         __half* X = X16(c);
         __half* XS = XS16(c);
         constexpr int Q = PT / 4;   // float4 per row
-        if constexpr (CBPRE && kThreads % Q == 0 && kL % (kThreads / Q) == 0) {
-            if (p.x_vec && nt == kL && pvalid == PT) {   // whole tile: fixed lanes, no checks
+        // whole tile: fixed lanes, no checks, by NT threads from thread tid
+        auto fast = [&](auto nt_tag, int tid) {
+            constexpr int NT = decltype(nt_tag)::value;
 #pragma unroll
-                for (int u = 0; u < kL / (kThreads / Q); ++u) {
-                    const int t = threadIdx.x / Q + u * (kThreads / Q), k = (threadIdx.x % Q) * 4;
-                    const float4 v = *reinterpret_cast<const float4*>(xr + t * PT + k);
-                    const float w = cum[dct::kWs + t];
-                    const __half2 a0 = __floats2half2_rn(v.x, v.y), a1 = __floats2half2_rn(v.z, v.w);
-                    const __half2 b0 = __floats2half2_rn(v.x * w, v.y * w), b1 = __floats2half2_rn(v.z * w, v.w * w);
-                    *reinterpret_cast<uint2*>(X + t * ldx + k) = make_uint2(*reinterpret_cast<const uint32_t*>(&a0), *reinterpret_cast<const uint32_t*>(&a1));
-                    *reinterpret_cast<uint2*>(XS + t * ldx + k) = make_uint2(*reinterpret_cast<const uint32_t*>(&b0), *reinterpret_cast<const uint32_t*>(&b1));
-                    if (t < kL - 16) {
-                        const float wt = cum[dct::kWt + t];
-                        const __half2 c0 = __floats2half2_rn(v.x * wt, v.y * wt), c1 = __floats2half2_rn(v.z * wt, v.w * wt);
-                        *reinterpret_cast<uint2*>(XT16(c) + t * ldx + k) = make_uint2(*reinterpret_cast<const uint32_t*>(&c0), *reinterpret_cast<const uint32_t*>(&c1));
-                    }
+            for (int u = 0; u < kL / (NT / Q); ++u) {
+                const int t = tid / Q + u * (NT / Q), k = (tid % Q) * 4;
+                const float4 v = *reinterpret_cast<const float4*>(xr + t * PT + k);
+                const float w = cum[dct::kWs + t];
+                const __half2 a0 = __floats2half2_rn(v.x, v.y), a1 = __floats2half2_rn(v.z, v.w);
+                const __half2 b0 = __floats2half2_rn(v.x * w, v.y * w), b1 = __floats2half2_rn(v.z * w, v.w * w);
+                *reinterpret_cast<uint2*>(X + t * ldx + k) = make_uint2(*reinterpret_cast<const uint32_t*>(&a0), *reinterpret_cast<const uint32_t*>(&a1));
+                *reinterpret_cast<uint2*>(XS + t * ldx + k) = make_uint2(*reinterpret_cast<const uint32_t*>(&b0), *reinterpret_cast<const uint32_t*>(&b1));
+                if (t < kL - 16) {
+                    const float wt = cum[dct::kWt + t];
+                    const __half2 c0 = __floats2half2_rn(v.x * wt, v.y * wt), c1 = __floats2half2_rn(v.z * wt, v.w * wt);
+                    *reinterpret_cast<uint2*>(XT16(c) + t * ldx + k) = make_uint2(*reinterpret_cast<const uint32_t*>(&c0), *reinterpret_cast<const uint32_t*>(&c1));
                 }
+            }
+        };
+        if constexpr (CBPRE && (kThreads / 2) % Q == 0 && kL % (kThreads / 2 / Q) == 0) {
+            if (p.x_vec && nt == kL && pvalid == PT) {
+                // The state warps have about half the y warps' instructions per chunk (ncu, granite
+                // 4096 x 1: 105 vs 209 per warp), so they convert alone and the y warps go on.
+                // Measured against all 16 warps converting (H200, same call): 4096 x 1 106.7 ->
+                // 105.4 us, 512 x 1 18.3 -> 18.2, 512 x 8 equal (predicted 10-15%: the y warps'
+                // instruction count is not what sets a chunk's time).
+                if (is_state) fast(std::integral_constant<int, kThreads / 2>{}, threadIdx.x - kThreads / 2);
                 return;
             }
         }
@@ -307,6 +319,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     // y of this lane's first row (token 16 yrg + gr of chunk 0) and the step between tokens
     float* const ybase = p.out + (size_t)p.P * (h + (size_t)p.H * (yrg * 16 + gr + (size_t)p.T * q)) + p0 + yph * (PT / 2) + 2 * (lane & 3);
     const size_t ystep = (size_t)p.P * p.H;
+    const size_t ystep8 = 8 * ystep, ychunk = kL * ystep;   // rows gr + 8 and the next chunk
     auto chunk_y = [&](int c) {
         const __half* Cc = C16(c);
         const float* cum = cum_of(c);
@@ -439,9 +452,10 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                 for (int e = 0; e < 4; ++e) y[j][e] += d[j][e];
         }
         if (p.y_vec && pvalid == PT && nt == kL) {   // whole tile inside y: no bounds checks
+            float* const yrow0 = ybase + unsigned(c) * ychunk;
 #pragma unroll
             for (int hh = 0; hh < 2; ++hh) {
-                float* yrow = ybase + (size_t)(t0 + hh * 8) * ystep;
+                float* yrow = yrow0 + hh * ystep8;
 #pragma unroll
                 for (int j = 0; j < NJH; ++j) *reinterpret_cast<float2*>(yrow + j * 8) = make_float2(y[j][2 * hh], y[j][2 * hh + 1]);
             }

@@ -58,6 +58,7 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     bool s_vec;     // input state rows can be read as float4
     bool so_vec;    // output state rows can be written as float4 (y's size can leave them unaligned)
     bool y_vec;     // y rows can be written as float2
+    int prep_heads; // heads per ssd_prep block
 };
 
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(expf(v)); }
@@ -162,14 +163,20 @@ __device__ __forceinline__ void cb_block_pos(int blk, int& rg, int& jj) {
 constexpr int kCbLd = kL + 8;   // halves per row of a C B^T tile (padding against bank conflicts)
 __host__ __device__ constexpr size_t cb_tile_halves() { return size_t(kL) * kCbLd; }
 
+constexpr int kPrepThreads = 512;
 constexpr int kPrepBatch = 8;
-// Heads per ssd_prep block: 8 (one warp each) for cum/delta alone; 2 when the decay tables are
-// built too, so the 2 x 1024 diagonal-block exponentials spread over 256 threads.
-__host__ __device__ inline int heads_per_prep_block(bool cb_pre) { return cb_pre ? 2 : 8; }
+// Heads per ssd_prep block (p.prep_heads, 2 to kPrepHeads): one warp each for the scan of
+// cum/delta; the decay tables of all of them are then spread over the block's threads.
+constexpr int kPrepHeads = kPrepThreads / 32;
+__host__ __device__ inline int prep_head_blocks(int H, int heads_per_block) { return (H + heads_per_block - 1) / heads_per_block; }
 
-__host__ __device__ inline int prep_bc_blocks(int G, int NS) {
+// ssd_prep blocks per chunk that compute C B^T (one per group; they also write the B/C tiles), and
+// that only round B/C to fp16 (without cb_pre).
+__host__ __device__ inline int prep_cb_blocks(int G, bool cb_pre) { return cb_pre ? G : 0; }
+__host__ __device__ inline int prep_bc_blocks(int G, int NS, bool cb_pre) {
+    if (cb_pre) return 0;
     const int quads = G * 2 * kL * (NS / 4);
-    return (quads + 256 * kPrepBatch - 1) / (256 * kPrepBatch);
+    return (quads + kPrepThreads * kPrepBatch - 1) / (kPrepThreads * kPrepBatch);
 }
 
 // B/C tile of one (sequence, group, chunk) in the workspace: B rows then C rows, each row NS
