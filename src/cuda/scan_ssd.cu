@@ -100,14 +100,14 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g) {
 // ssd_prep: grid (chunk, sequence, part), kPrepThreads threads. With cb_pre, parts [0, G) are
 // the C B^T blocks (prep_cb: they also write the B/C tiles); without it (v6 walk, tiles of 80),
 // parts [0, bc_blocks) round B/C to fp16. The next prep_head_blocks(H, p.prep_heads) parts
-// compute, for p.prep_heads heads each, cum/delta (one warp per head, two tokens per lane) and with cb_pre the
-// decay tables. Each thread issues its loads before the first use: these blocks are
-// latency-bound, and the walk waits for the slowest.
+// compute, for p.prep_heads heads each, cum/delta (one warp per head, two tokens per lane) and
+// with cb_pre the decay tables. Each thread issues its loads before the first use: these blocks
+// are latency-bound, and the walk waits for the slowest.
 // Measured (H200, granite): with 256 threads, separate B/C blocks, two heads per block and the
 // C B^T blocks last, 1728 blocks of 105 registers ran 6.5 waves of two blocks per SM at 4096 x 1
-// (ncu: 25 us, a fifth of the scan, all before the walk starts). 512 threads and 16 heads per
-// block: one wave. (Loading B/C in two rounds of 256 threads to save registers cost 1.4 us at
-// 512 x 1; a separate kernel for C B^T cost a launch.)
+// (ncu: 25 us, a fifth of the scan, all before the walk starts). Now 512 threads (64 registers)
+// and a grid of one wave; the variants tried (256 threads with B/C loaded in two rounds, C B^T
+// as a kernel of its own) are in docs/perf-ssd-notes.md.
 template <int NS>
 __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__ ssd_params p) {
     pdl_trigger();   // the main kernel may start its prologue (initial state) now
