@@ -5,7 +5,8 @@
 #   env: PERF_SECONDS (0.3), VARIANTS=1 (time the previous variants too), SANITIZE=quick
 #
 # Uses BUILD_DIR/bin/test-ops when it is already there (a build carried from a machine without a
-# GPU), else configures and builds it for sm_90. Then: ctest -L cuda, test-ops test and check on
+# GPU; scripts/pack-gpu-carry.sh packs one into .probe/build.tgz, unpacked here), else configures
+# and builds it for sm_90. Then: ctest -L cuda, test-ops test and check on
 # the cuda backend (both scan paths), the .probe driver when carried, compute-sanitizer memcheck
 # and racecheck on a test subset, and test-ops perf. Logs go under $OUT (or ./gpu-check-out); the
 # last thing printed is a summary table, perf against the issue-5 targets included.
@@ -40,6 +41,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,
 cat "$OUT/gpu.txt"
 
 TO="$BUILD/bin/test-ops"
+# A build packed by scripts/pack-gpu-carry.sh on a machine without a GPU.
+if [ ! -x "$TO" ] && [ -f .probe/build.tgz ]; then
+    tar -xzf .probe/build.tgz && echo "unpacked .probe/build.tgz"
+fi
 if [ ! -x "$TO" ]; then
     step "configure (sm_90)" build.log cmake -S . -B "$BUILD" -G Ninja -DSSMKIT_CUDA=ON -DSSMKIT_MODEL=OFF \
         "-DCMAKE_CUDA_ARCHITECTURES=90-real;90-virtual" &&
@@ -123,6 +128,12 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
         -p 'd_state=128,head_dim=64.*n_seq_tokens=512,n_seqs=1,' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD walk v6" perf-var-ssd-v6.log env SSMKIT_SSD_WALK=v6 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
+    # Every kernel launched plainly instead of with programmatic dependent launch (pdl.cuh).
+    step "perf without PDL" perf-var-nopdl.log env SSMKIT_CUDA_PDL=0 "$TO" perf -b cuda --seconds "${PERF_SECONDS:-0.3}"
+    step "perf without PDL (hot)" perf-var-nopdl-hot.log env SSMKIT_CUDA_PDL=0 "$TO" perf -b cuda --cache hot \
+        --seconds "${PERF_SECONDS:-0.3}"
+    step "perf conv sub-window 128" perf-var-conv-subw128.log env SSMKIT_CUDA_CONV_SUBW=128 "$TO" perf -b cuda \
+        -p "^SSM_CONV" --seconds "${PERF_SECONDS:-0.3}"
     step "perf decode v1" perf-var-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'n_seq_tokens=1,' --seconds "${PERF_SECONDS:-0.3}"
 fi

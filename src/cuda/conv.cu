@@ -18,7 +18,9 @@
 #include "cuda/check.h"
 #include "cuda/device_common.cuh"
 #include "cuda/kernel_registry.h"
+#include "cuda/knobs.h"
 #include "cuda/launch.h"
+#include "cuda/pdl.cuh"
 
 namespace ssmkit::cuda {
 namespace {
@@ -39,6 +41,7 @@ struct conv_params {
     int cc;                         // channels per block (tile kernel), <= channels_per_block(tile)
     int span;                       // tokens per block (tile kernel), <= tile
     int tiles_fast;                 // grid x walks token tiles (else channel groups)
+    int subw;                       // long tiles: floats per channel row of a sub-tile window
 };
 
 template <bool FUSE>
@@ -48,20 +51,24 @@ __device__ __forceinline__ float finish(float acc, const float* bias, int ch) {
 }
 
 // Long tiles (>= 64 tokens, 32 channels, width known): the block's span is walked in sub-tiles
-// of kSubWindow - (W - 1) tokens whose windows (32 channels x kSubWindow floats) pass through
-// shared memory one at a time, with the next sub-tile's loads in registers while this one is
-// computed and stored. Loading the whole span first and storing it after meant every block read,
-// then wrote, in step with all the others (one wave), so DRAM saw reads and writes in turns.
-constexpr int kSubWindow = 64;                    // floats per channel row of a sub-tile window
-constexpr int kSubPitch = kSubWindow + 1;         // odd: 32 channels at one token hit 32 banks
+// of SUBW - (W - 1) tokens whose windows (32 channels x SUBW floats) pass through shared memory
+// one at a time, with the next sub-tile's loads in registers while this one is computed and
+// stored. Loading the whole span first and storing it after meant every block read, then wrote,
+// in step with all the others (one wave), so DRAM saw reads and writes in turns.
+// SUBW = 64 (256-byte pieces of each sx row per load round) is the default; 128 (512-byte pieces,
+// half the rounds) is selected by SSMKIT_CUDA_CONV_SUBW=128, to measure whether the length of the
+// row pieces read is what holds the large shapes at ~80% of the H200's copy line.
+constexpr int kSubWindowMax = 128;
 constexpr int kLongChannels = 32;
+__host__ __device__ constexpr int sub_pitch(int subw) { return subw + 1; }  // odd: 32 channels at one token hit 32 banks
 
-template <int W, bool FUSE>
+template <int W, bool FUSE, int SUBW>
 __device__ __forceinline__ void conv_long_tile(const conv_params& p, float* win) {
+    constexpr int kSubPitch = sub_pitch(SUBW);
     constexpr int WARPS = kThreads / 32;
     constexpr int ROWS = kLongChannels / WARPS;   // channel rows each warp loads
-    constexpr int CHUNKS = kSubWindow / 32;
-    constexpr int SUB = kSubWindow - (W - 1);     // tokens per sub-tile
+    constexpr int CHUNKS = SUBW / 32;
+    constexpr int SUB = SUBW - (W - 1);           // tokens per sub-tile
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int c0 = (p.tiles_fast ? blockIdx.y : blockIdx.x) * kLongChannels;
     const int t0 = (p.tiles_fast ? blockIdx.x : blockIdx.y) * p.span;
@@ -116,10 +123,12 @@ __device__ __forceinline__ void conv_long_tile(const conv_params& p, float* win)
 // W = 0: width known only at run time.
 template <int W, int TILE, bool FUSE>
 __global__ void __launch_bounds__(kThreads) conv_tile_kernel(conv_params p) {
+    pdl_begin();
     constexpr int CC = channels_per_block(TILE);  // the most channels a block may take
     extern __shared__ float win[];
     if constexpr (W > 0 && CC == kLongChannels) {
-        conv_long_tile<W, FUSE>(p, win);
+        if (p.subw == kSubWindowMax) conv_long_tile<W, FUSE, kSubWindowMax>(p, win);
+        else conv_long_tile<W, FUSE, 64>(p, win);
         return;
     }
     // Fewer channels per block when the grid would otherwise leave SMs short of blocks (each
@@ -212,6 +221,7 @@ __global__ void __launch_bounds__(kThreads) conv_tile_kernel(conv_params p) {
 // output store is coalesced and each warp reads 32 adjacent windows (contiguous for width 4).
 template <bool VEC4, bool FUSE>
 __global__ void __launch_bounds__(kThreads) conv_decode_kernel(conv_params p, int n_s) {
+    pdl_begin();
     const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
     if (i >= int64_t(p.d_inner) * n_s) return;
     const int ch = int(i % p.d_inner);
@@ -232,6 +242,7 @@ __global__ void __launch_bounds__(kThreads) conv_decode_kernel(conv_params p, in
 // Any width, no shared memory: for filters so wide that a tile's window would not fit.
 template <bool FUSE>
 __global__ void __launch_bounds__(kThreads) conv_naive_kernel(conv_params p, int n_s) {
+    pdl_begin();
     const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
     const int64_t per_seq = int64_t(p.d_inner) * p.n_t;
     if (i >= per_seq * n_s) return;
@@ -302,7 +313,8 @@ constexpr int64_t kMaxGridYZ = 65535;
 // SSMKIT_CUDA_CONV_SPAN=tile turns balancing off, for measurements.
 int span_for(int64_t n_t, int tile, int64_t blocks_per_span, int64_t d_conv, int sms) {
     if (tile < 64) return tile;
-    if (const char* e = std::getenv("SSMKIT_CUDA_CONV_SPAN"); e && std::strcmp(e, "tile") == 0) return tile;
+    static const bool unbalanced = knob_is("SSMKIT_CUDA_CONV_SPAN", "tile");
+    if (unbalanced) return tile;
     const int64_t fewest = (n_t + tile - 1) / tile;
     int64_t best_spans = fewest;
     double best = -1;
@@ -351,8 +363,7 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
         const dim3 grid(unsigned((n + kThreads - 1) / kThreads));
         int n_s = int(sh.n_s);
         void* args[] = {&p, &n_s};
-        check(cudaLaunchKernel(e->fn, grid, dim3(kThreads), args, 0, stream), e->name.c_str());
-        check_launch(e->name.c_str());
+        launch_pdl(e->name.c_str(), e->fn, grid, dim3(kThreads), 0, stream, args);
         return;
     }
 
@@ -365,10 +376,12 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
     p.span = span_for(sh.n_t, tile, int64_t(groups) * sh.n_s, sh.d_conv, info_for_current_device().sm_count);
     // SSMKIT_CUDA_CONV_ORDER=tiles: consecutive blocks take consecutive token tiles of the same
     // channels (longer contiguous reads, scattered writes), for measurements.
-    const char* order = std::getenv("SSMKIT_CUDA_CONV_ORDER");
-    p.tiles_fast = order && std::strcmp(order, "tiles") == 0;
+    static const bool tiles_fast = knob_is("SSMKIT_CUDA_CONV_ORDER", "tiles");
+    p.tiles_fast = tiles_fast;
     const bool long_tile = sh.d_conv == 4 && channels_per_block(tile) == kLongChannels;
-    const size_t smem = long_tile ? size_t(kLongChannels) * kSubPitch * sizeof(float)
+    static const int subw_knob = knob_int("SSMKIT_CUDA_CONV_SUBW", 64);
+    p.subw = subw_knob == kSubWindowMax ? kSubWindowMax : 64;
+    const size_t smem = long_tile ? size_t(kLongChannels) * sub_pitch(p.subw) * sizeof(float)
                                   : size_t(cc) * ((p.span + sh.d_conv - 1) | 1) * sizeof(float);
     const size_t smem_limit = info_for_current_device().smem_optin;
     if (smem > smem_limit) {
@@ -378,9 +391,7 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
         const int64_t n = sh.d_inner * sh.n_t * sh.n_s;
         int n_s = int(sh.n_s);
         void* args[] = {&p, &n_s};
-        check(cudaLaunchKernel(e->fn, dim3(unsigned((n + kThreads - 1) / kThreads)), dim3(kThreads), args, 0, stream),
-              e->name.c_str());
-        check_launch(e->name.c_str());
+        launch_pdl(e->name.c_str(), e->fn, dim3(unsigned((n + kThreads - 1) / kThreads)), dim3(kThreads), 0, stream, args);
         return;
     }
     const kernel_key key{op, sh.d_conv == 4 ? 4 : 0, tile};
@@ -400,8 +411,7 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
         void* args[] = {&q};
         const dim3 grid = p.tiles_fast ? dim3(unsigned(tiles), groups, unsigned(ns)) : dim3(groups, unsigned(tiles), unsigned(ns));
         if (p.tiles_fast && groups > kMaxGridYZ) throw backend_error("cuda ssm_conv: too many channels for tile order");
-        check(cudaLaunchKernel(e->fn, grid, dim3(kThreads), args, smem, stream), e->name.c_str());
-        check_launch(e->name.c_str());
+        launch_pdl(e->name.c_str(), e->fn, grid, dim3(kThreads), smem, stream, args);
     }
 }
 

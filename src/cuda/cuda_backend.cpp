@@ -14,6 +14,7 @@
 
 #include "core/backend_factories.h"
 #include "cuda/check.h"
+#include "cuda/knobs.h"
 #include "cuda/launch.h"
 #include "ssmkit/error.h"
 
@@ -45,8 +46,8 @@ const device_info& info_for_current_device() {
 namespace {
 
 bool graphs_enabled() {
-    const char* v = std::getenv("SSMKIT_CUDA_GRAPHS");
-    return !(v && std::strcmp(v, "0") == 0);
+    static const bool off = knob_is("SSMKIT_CUDA_GRAPHS", "0");
+    return !off;
 }
 
 class cuda_backend final : public backend {

@@ -114,8 +114,7 @@ bool launch_seq(const scan_params& p, int64_t span, cudaStream_t stream, const c
     const int vec = bc_aligned(p) ? 1 : 0;
     if (p.S > 65535) return false;  // grid.y limit; the generic kernel takes it
     const dim3 grid(unsigned(PH / R), unsigned(p.S));
-    scan_seq_kernel<N, E, M1, RT><<<grid, R * LPR / RT, smem, stream>>>(p, R, TT, vec);
-    check_launch(name);
+    launch_pdl(name, scan_seq_kernel<N, E, M1, RT>, grid, dim3(unsigned(R * LPR / RT)), smem, stream, p, R, TT, vec);
     return true;
 }
 

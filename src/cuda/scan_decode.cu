@@ -1,9 +1,7 @@
 // Decode scans (one token): memory-bound. granite-4.0-h-1b at 64 sequences moves 201 MB (state
 // read + written once); the floor is that over the copy bandwidth, so the kernel only has to keep
 // enough 16-byte loads in flight and touch nothing twice.
-#include <cstdlib>
-#include <string>
-
+#include "cuda/knobs.h"
 #include "cuda/scan_common.h"
 
 namespace ssmkit::cuda {
@@ -14,29 +12,26 @@ bool launch_decode(const scan_params& p, cudaStream_t stream) {
     constexpr int LPR = N / 4;
     constexpr int ROWS_PER_PASS = 256 / LPR;
     const int64_t rows = int64_t(p.P) * p.H * p.S;
-    const int sms = info_for_current_device().sm_count;
     // v1, used for Mamba-1 (a row per head: nothing to share per block) and, with
     // SSMKIT_CUDA_DECODE=v1, for Mamba-2 measurements. One row per thread measured best on the H100
     // (notes, run 2): at 64 sequences 73.7 us (92.9% of its copy line) vs 74.4 with 2 rows and 78.5
     // with 4. On the H200 the same kernel reaches 68%: see v2. SSMKIT_CUDA_DECODE_RPT (1, 2, 4)
     // overrides, for measurements.
-    (void)sms;
-    int rpt = 1;
-    if (const char* e = std::getenv("SSMKIT_CUDA_DECODE_RPT")) rpt = std::atoi(e) == 2 ? 2 : std::atoi(e) == 4 ? 4 : 1;
+    static const int rpt_knob = knob_int("SSMKIT_CUDA_DECODE_RPT", 1);
+    const int rpt = rpt_knob == 2 || rpt_knob == 4 ? rpt_knob : 1;
     const int64_t blocks = (rows + ROWS_PER_PASS * rpt - 1) / (ROWS_PER_PASS * rpt);
     if (blocks > INT32_MAX) return false;
     const char* op = M1 ? "ssm_scan_decode_mamba1" : "ssm_scan_decode";
     if (rpt == 2) {
         note_kernel(op, N, 2, reinterpret_cast<const void*>(&scan_decode_kernel<N, M1, 2>), "scan_decode<rows2>");
-        scan_decode_kernel<N, M1, 2><<<unsigned(blocks), 256, 0, stream>>>(p);
+        launch_pdl("scan_decode", scan_decode_kernel<N, M1, 2>, dim3(unsigned(blocks)), dim3(256), 0, stream, p);
     } else if (rpt == 4) {
         note_kernel(op, N, 4, reinterpret_cast<const void*>(&scan_decode_kernel<N, M1, 4>), "scan_decode<rows4>");
-        scan_decode_kernel<N, M1, 4><<<unsigned(blocks), 256, 0, stream>>>(p);
+        launch_pdl("scan_decode", scan_decode_kernel<N, M1, 4>, dim3(unsigned(blocks)), dim3(256), 0, stream, p);
     } else {
         note_kernel(op, N, 1, reinterpret_cast<const void*>(&scan_decode_kernel<N, M1, 1>), "scan_decode<rows1>");
-        scan_decode_kernel<N, M1, 1><<<unsigned(blocks), 256, 0, stream>>>(p);
+        launch_pdl("scan_decode", scan_decode_kernel<N, M1, 1>, dim3(unsigned(blocks)), dim3(256), 0, stream, p);
     }
-    check_launch("scan_decode");
     return true;
 }
 
@@ -47,10 +42,8 @@ bool launch_decode(const scan_params& p, cudaStream_t stream) {
 // slower (1 x 64 56.0 us).
 int decode2_rpw(const scan_params& p, int rpp) {
     const int passes = (p.P + rpp - 1) / rpp;
-    if (const char* e = std::getenv("SSMKIT_CUDA_DECODE_RPW")) {   // measurement knob: 1, 2, 4 or 8
-        const int r = std::atoi(e);
-        if (r == 1 || r == 2 || r == 4 || r == 8) return r;
-    }
+    static const int r = knob_int("SSMKIT_CUDA_DECODE_RPW", 0);   // measurement knob: 1, 2, 4 or 8
+    if (r == 1 || r == 2 || r == 4 || r == 8) return r;
     return passes % 2 == 0 ? 2 : 1;
 }
 
@@ -63,7 +56,7 @@ bool launch_decode2(const scan_params& p, cudaStream_t stream) {
     if (blocks > INT32_MAX) return false;
     auto go = [&](auto kernel, int r) {
         note_kernel("ssm_scan_decode2", N, r, reinterpret_cast<const void*>(kernel), "scan_decode2");
-        kernel<<<unsigned(blocks), 256, 0, stream>>>(p, bph);
+        launch_pdl("scan_decode2", kernel, dim3(unsigned(blocks)), dim3(256), 0, stream, p, bph);
     };
     switch (rpw) {
         case 8: go(scan_decode2_kernel<N, 8, 3>, 8); break;
@@ -71,16 +64,12 @@ bool launch_decode2(const scan_params& p, cudaStream_t stream) {
         case 2: go(scan_decode2_kernel<N, 2, 0>, 2); break;
         default: go(scan_decode2_kernel<N, 1, 0>, 1); break;
     }
-    check_launch("scan_decode2");
     return true;
 }
 
 // Measurement knob: SSMKIT_CUDA_DECODE=v1 selects the one-row-per-thread Mamba-2 decode kernel.
 bool decode_v1() {
-    static const bool v = [] {
-        const char* e = std::getenv("SSMKIT_CUDA_DECODE");
-        return e && std::string(e) == "v1";
-    }();
+    static const bool v = knob_is("SSMKIT_CUDA_DECODE", "v1");
     return v;
 }
 

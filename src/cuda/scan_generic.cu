@@ -6,6 +6,7 @@
 namespace ssmkit::cuda {
 
 __global__ void __launch_bounds__(128) scan_generic_kernel(scan_params p) {
+    pdl_begin();
     const int64_t PH = int64_t(p.P) * p.H;
     const int64_t rowg = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (rowg >= PH * p.S) return;
@@ -54,8 +55,7 @@ void scan_generic_launch(const scan_args& a, cudaStream_t stream) {
     reg.note_use(key, *reg.find(key));
     scan_params p = make_scan_params(a);
     const int64_t rows = int64_t(p.P) * p.H * p.S;
-    scan_generic_kernel<<<unsigned((rows + 127) / 128), 128, 0, stream>>>(p);
-    check_launch("scan_generic");
+    launch_pdl("scan_generic", scan_generic_kernel, dim3(unsigned((rows + 127) / 128)), dim3(128), 0, stream, p);
 }
 
 }  // namespace ssmkit::cuda

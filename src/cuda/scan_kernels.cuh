@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "cuda/device_common.cuh"
+#include "cuda/pdl.cuh"
 
 namespace ssmkit::cuda {
 
@@ -42,12 +43,39 @@ __device__ __forceinline__ void st4(float* p, float4 v) { *reinterpret_cast<floa
 __device__ __forceinline__ float get(const float4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 
 // ---------------------------------------------------------------------------------------------
+// One token of one state row, as the decode kernels (v1 and v2) hold it: a lane owns one float4
+// of the row. new = old * decay + B * (x delta); returns y = C . new summed over the row's LPR
+// lanes (every lane of the warp must call it: the sum is a shuffle reduction).
+template <int LPR>
+__device__ __forceinline__ float decode_row(float4 h0, float4 decay, float4 b, float xdt, float4 c, float4& hn) {
+    hn.x = fmaf(h0.x, decay.x, b.x * xdt);
+    hn.y = fmaf(h0.y, decay.y, b.y * xdt);
+    hn.z = fmaf(h0.z, decay.z, b.z * xdt);
+    hn.w = fmaf(h0.w, decay.w, b.w * xdt);
+    float y = fmaf(hn.w, c.w, fmaf(hn.z, c.z, fmaf(hn.y, c.y, hn.x * c.x)));
+#pragma unroll
+    for (int off = LPR / 2; off > 0; off /= 2) y += __shfl_xor_sync(0xffffffffu, y, off);
+    return y;
+}
+
+// The stores of one decoded row: the new state into kept block 0, the initial state into blocks
+// 1..K-1 (k >= T = 1 holds it), and y by the row's first lane. State is touched once, so the
+// stores are evict-first and do not push B, C and x out of L2.
+__device__ __forceinline__ void store_decode_row(float* dst, float4 hn, float4 h0, int K, int64_t block_stride,
+                                                 float* y_dst, float y, bool first_lane) {
+    __stcs(reinterpret_cast<float4*>(dst), hn);
+    for (int k = 1; k < K; ++k) __stcs(reinterpret_cast<float4*>(dst + k * block_stride), h0);
+    if (first_lane) *y_dst = y;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Decode (T = 1): pure streaming. Each state float is read once, updated, written once (plus the
 // initial state again into blocks 1..K-1, which hold it since k >= T). All loads of a thread are
 // independent of each other once ids[q] is known, so they are in flight together; RPT rows per
 // thread put RPT 16-byte state loads in flight per lane when there are rows enough to fill the GPU.
 template <int N, bool M1, int RPT>
 __global__ void __launch_bounds__(256) scan_decode_kernel(scan_params p) {
+    pdl_begin();
     constexpr int LPR = N / 4;             // lanes per row, one float4 each
     constexpr int ROWS_PER_PASS = 256 / LPR;
     const int lane_in_row = threadIdx.x % LPR;
@@ -84,30 +112,20 @@ __global__ void __launch_bounds__(256) scan_decode_kernel(scan_params p) {
 #pragma unroll
     for (int j = 0; j < RPT; ++j) {
         const float d = softplus_f(dtv[j]);
-        const float xdt = xv[j] * d;
-        float4 hn;
+        float4 decay;
         if constexpr (M1) {
-            hn.x = fmaf(h0[j].x, exp2f(d * av[j].x * kLog2e), bv[j].x * xdt);
-            hn.y = fmaf(h0[j].y, exp2f(d * av[j].y * kLog2e), bv[j].y * xdt);
-            hn.z = fmaf(h0[j].z, exp2f(d * av[j].z * kLog2e), bv[j].z * xdt);
-            hn.w = fmaf(h0[j].w, exp2f(d * av[j].w * kLog2e), bv[j].w * xdt);
+            decay = make_float4(exp2f(d * av[j].x * kLog2e), exp2f(d * av[j].y * kLog2e), exp2f(d * av[j].z * kLog2e),
+                                exp2f(d * av[j].w * kLog2e));
         } else {
             const float a = expf(d * as[j]);
-            hn.x = fmaf(h0[j].x, a, bv[j].x * xdt);
-            hn.y = fmaf(h0[j].y, a, bv[j].y * xdt);
-            hn.z = fmaf(h0[j].z, a, bv[j].z * xdt);
-            hn.w = fmaf(h0[j].w, a, bv[j].w * xdt);
+            decay = make_float4(a, a, a, a);
         }
-        float y = fmaf(hn.w, cv[j].w, fmaf(hn.z, cv[j].z, fmaf(hn.y, cv[j].y, hn.x * cv[j].x)));
-#pragma unroll
-        for (int off = LPR / 2; off > 0; off /= 2) y += __shfl_xor_sync(0xffffffffu, y, off);
+        float4 hn;
+        const float y = decode_row<LPR>(h0[j], decay, bv[j], xv[j] * d, cv[j], hn);
         const int64_t row = rows[j];
-        if (row < total) {
-            float* dst = states + size_t(row) * N + 4 * lane_in_row;
-            __stcs(reinterpret_cast<float4*>(dst), hn);
-            for (int k = 1; k < p.K; ++k) __stcs(reinterpret_cast<float4*>(dst + k * block_stride), h0[j]);
-            if (lane_in_row == 0) p.out[row] = y;  // y [P, H, 1, S]: row index = p + P*h + P*H*q
-        }
+        // y [P, H, 1, S]: row index = p + P*h + P*H*q
+        if (row < total) store_decode_row(states + size_t(row) * N + 4 * lane_in_row, hn, h0[j], p.K, block_stride,
+                                          p.out + row, y, lane_in_row == 0);
     }
 }
 
@@ -120,6 +138,7 @@ __global__ void __launch_bounds__(256) scan_decode_kernel(scan_params p) {
 // shuffles) leaves too few bytes in flight for this card's bandwidth.
 template <int N, int RPW, int MINB>
 __global__ void __launch_bounds__(256, MINB) scan_decode2_kernel(scan_params p, int blocks_per_head) {
+    pdl_begin();
     constexpr int LPR = N / 4;
     constexpr int RPP = 256 / LPR;   // rows per pass
     const int lane_in_row = threadIdx.x % LPR;
@@ -149,23 +168,13 @@ __global__ void __launch_bounds__(256, MINB) scan_decode2_kernel(scan_params p, 
     const float4 cv = ld4(p.C + q * p.C_nb3 + g * N + 4 * lane_in_row);
     const float d = softplus_f(__ldg(p.dt + h + int64_t(p.H) * q));
     const float a = expf(d * __ldg(p.A + h));
+    const float4 decay = make_float4(a, a, a, a);
 #pragma unroll
     for (int j = 0; j < RPW; ++j) {
-        const float xdt = xv[j] * d;
         float4 hn;
-        hn.x = fmaf(h0[j].x, a, bv.x * xdt);
-        hn.y = fmaf(h0[j].y, a, bv.y * xdt);
-        hn.z = fmaf(h0[j].z, a, bv.z * xdt);
-        hn.w = fmaf(h0[j].w, a, bv.w * xdt);
-        float y = fmaf(hn.w, cv.w, fmaf(hn.z, cv.z, fmaf(hn.y, cv.y, hn.x * cv.x)));
-#pragma unroll
-        for (int off = LPR / 2; off > 0; off /= 2) y += __shfl_xor_sync(0xffffffffu, y, off);
-        if (pp0 + j * RPP < p.P) {
-            float* const d4 = dst + j * RPP * N;
-            __stcs(reinterpret_cast<float4*>(d4), hn);
-            for (int k = 1; k < p.K; ++k) __stcs(reinterpret_cast<float4*>(d4 + k * block_stride), h0[j]);
-            if (lane_in_row == 0) p.out[row0 + j * RPP] = y;
-        }
+        const float y = decode_row<LPR>(h0[j], decay, bv, xv[j] * d, cv, hn);
+        if (pp0 + j * RPP < p.P)
+            store_decode_row(dst + j * RPP * N, hn, h0[j], p.K, block_stride, p.out + row0 + j * RPP, y, lane_in_row == 0);
     }
 }
 
@@ -216,6 +225,7 @@ __device__ __forceinline__ bool value_owner(int lane_in_row) { return (lane_in_r
 // wavefronts per state element by RT (they, not issue, bound RT = 1 on granite: notes, run 2).
 template <int N, int E, bool M1, int RT = 1>
 __global__ void __launch_bounds__(256) scan_seq_kernel(scan_params p, int R, int TT, int vecBC) {
+    pdl_begin();
     static_assert(!M1 || RT == 1, "Mamba-1 rows each have their own delta: one row per thread");
     constexpr int LPR = N / E;
     constexpr int CH = E / 4;  // float4 chunks per thread and row

@@ -4,16 +4,14 @@
 // 201M state-element updates of ~5 issued instructions each over 32 lanes: ~33M warp
 // instructions, ~36 us of issue at 1.75 GHz on 132 SMs. Issue-bound: the design keeps per-element
 // work to one FMUL + two FFMA by sharing delta, exp(delta*A) and B/C through shared memory.
-#include <cstdlib>
-#include <cstring>
-
+#include "cuda/knobs.h"
 #include "cuda/scan_common.h"
 
 namespace ssmkit::cuda {
 namespace {
 bool seq_one_row() {
-    const char* e = std::getenv("SSMKIT_CUDA_SEQ");
-    return e && std::strcmp(e, "rows1") == 0;
+    static const bool v = knob_is("SSMKIT_CUDA_SEQ", "rows1");
+    return v;
 }
 }  // namespace
 

@@ -15,6 +15,9 @@
 // Operands are fp16 with fp32 accumulation (m16n8k16 mma.sync): fp16 keeps 11 significant bits
 // like tf32 but runs at twice the rate and allows ldmatrix; bf16 (8 bits) fails the 5e-7 bound.
 #include "cuda/scan_ssd.h"
+#include "cuda/knobs.h"
+#include "cuda/launch.h"
+#include "cuda/pdl.cuh"
 #include "cuda/ssd_device.cuh"
 
 #include <cuda.h>            // CUtensorMap (types only; the encoder comes through the runtime)
@@ -110,7 +113,9 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g) {
 // as a kernel of its own) are in docs/perf-ssd-notes.md.
 template <int NS>
 __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__ ssd_params p) {
-    pdl_trigger();   // the main kernel may start its prologue (initial state) now
+    // After the previous kernel of the stream (pdl.cuh), then the walk may start its prologue
+    // (initial state, first x copies), which overlaps this kernel.
+    ssmkit::cuda::pdl_begin();
     const int c = blockIdx.x, q = blockIdx.y;
     const int t0 = c * kL;
     const int ncb = prep_cb_blocks(p.G, p.cb_pre);
@@ -228,30 +233,20 @@ int pick_ns(int64_t N) { return N <= 32 ? 32 : N <= 64 ? 64 : N <= 128 ? 128 : 0
 // Measurement knob: SSMKIT_SSD_WALK=v6 selects the walk that computes the masked C B^T blocks
 // itself (the previous variant) instead of reading C B^T from ssd_prep.
 bool walk_v6() {
-    static const bool v = [] {
-        const char* e = std::getenv("SSMKIT_SSD_WALK");
-        return e && std::strcmp(e, "v6") == 0;
-    }();
+    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_WALK", "v6");
     return v;
 }
 
 // Measurement knob: SSMKIT_SSD_TILE=32 or 64 forces the head_dim tile where the shape allows it.
 int forced_tile() {
-    static const int v = [] {
-        const char* e = std::getenv("SSMKIT_SSD_TILE");
-        const int t = e ? std::atoi(e) : 0;
-        return t == 32 || t == 64 ? t : 0;
-    }();
-    return v;
+    static const int t = ssmkit::cuda::knob_int("SSMKIT_SSD_TILE", 0);
+    return t == 32 || t == 64 ? t : 0;
 }
 
-int sm_count() {
-    static const int sms = [] {
-        int dev = 0, n = 132;
-        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) n = 132;
-        return n;
-    }();
-    return sms;
+// Measurement knob: SSMKIT_SSD_PREP_HEADS=2, 4, 8 or 16 forces ssd_prep's heads per block.
+int forced_prep_heads() {
+    static const int v = ssmkit::cuda::knob_int("SSMKIT_SSD_PREP_HEADS", 0);
+    return v == 2 || v == 4 || v == 8 || v == 16 ? v : 0;
 }
 
 int pick_pt(const ssmkit::scan_shape& sh) {
@@ -261,7 +256,7 @@ int pick_pt(const ssmkit::scan_shape& sh) {
     if (P <= 32) return 32;
     // Each block walks its chunks serially, so blocks are what fills the GPU: halve the tile
     // when whole-head tiles would leave SMs idle (measured: granite 512 x 1, 25.7 vs 31.7 us).
-    const int sms = sm_count();
+    const int sms = ssmkit::cuda::info_for_current_device().sm_count;
     const int64_t blocks64 = (P + 63) / 64 * sh.n_head * sh.n_seqs;
     if (P % 32 == 0 && blocks64 < sms) return 32;
     return 64;
@@ -311,7 +306,12 @@ template <int NS>
 bool launch_ns(const ssd_params& p, int PT, cudaStream_t stream) {
     const dim3 pg(unsigned(p.nch), unsigned(p.S),
                   unsigned(prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, p.prep_heads)));
-    ssd_prep<NS><<<pg, kPrepThreads, 0, stream>>>(p);
+    cudaLaunchAttribute attr;
+    const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), 0, stream, &attr);
+    if (cudaLaunchKernelEx(&cfg, ssd_prep<NS>, p) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
     return launch_main_pipe(p, NS, PT, stream);
 }
 
@@ -404,15 +404,12 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     // 19.49, 4096 x 1 104.1 / 100.4 / 97.6 / 97.2, 512 x 8 83.8 / 80.2 / 76.9 / 76.5; this rule
     // picks 2, 16 and 16.
     {
-        const int64_t slots = 2 * int64_t(sm_count()), cs = int64_t(p.nch) * p.S;
+        const int64_t slots = 2 * int64_t(ssmkit::cuda::info_for_current_device().sm_count), cs = int64_t(p.nch) * p.S;
         const int fixed = prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre);
         p.prep_heads = kPrepHeads;
         for (int hpb = 2; hpb < kPrepHeads; hpb *= 2)
             if (cs * (fixed + prep_head_blocks(p.H, hpb)) <= slots) { p.prep_heads = hpb; break; }
-        if (const char* e = std::getenv("SSMKIT_SSD_PREP_HEADS")) {   // measurement knob: 2, 4, 8, 16
-            const int v = std::atoi(e);
-            if (v == 2 || v == 4 || v == 8 || v == 16) p.prep_heads = v;
-        }
+        if (forced_prep_heads()) p.prep_heads = forced_prep_heads();
     }
     // 16-byte copies of x need 16-byte aligned rows and tiles that end on a 4-float boundary
     const uintptr_t xa = reinterpret_cast<uintptr_t>(a.x.data);

@@ -118,7 +118,6 @@ __device__ __forceinline__ void tma_x(void* dst, const CUtensorMap* map, int c0,
         : "memory");
 }
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
-__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
 
 
 // B fragments (K = 16 rows starting at k0, N = PT columns) of a row-major [k][n] fp16 tile with
