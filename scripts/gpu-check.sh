@@ -132,7 +132,7 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
     step "perf without PDL" perf-var-nopdl.log env SSMKIT_CUDA_PDL=0 "$TO" perf -b cuda --seconds "${PERF_SECONDS:-0.3}"
     step "perf without PDL (hot)" perf-var-nopdl-hot.log env SSMKIT_CUDA_PDL=0 "$TO" perf -b cuda --cache hot \
         --seconds "${PERF_SECONDS:-0.3}"
-    step "perf conv sub-window 128" perf-var-conv-subw128.log env SSMKIT_CUDA_CONV_SUBW=128 "$TO" perf -b cuda \
+    step "perf conv sub-window 64" perf-var-conv-subw64.log env SSMKIT_CUDA_CONV_SUBW=64 "$TO" perf -b cuda \
         -p "^SSM_CONV" --seconds "${PERF_SECONDS:-0.3}"
     step "perf decode v1" perf-var-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'n_seq_tokens=1,' --seconds "${PERF_SECONDS:-0.3}"

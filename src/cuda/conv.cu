@@ -44,9 +44,17 @@ struct conv_params {
     int subw;                       // long tiles: floats per channel row of a sub-tile window
 };
 
+// The fused op's bias of channel ch (0 for the plain conv). Loaded once per thread where a thread
+// owns a channel: inside the store loop the load sat on every output's dependent chain.
 template <bool FUSE>
-__device__ __forceinline__ float finish(float acc, const float* bias, int ch) {
-    if constexpr (FUSE) return silu_f(acc + __ldg(bias + ch));
+__device__ __forceinline__ float bias_of(const conv_params& p, int ch) {
+    if constexpr (FUSE) return __ldg(p.bias + ch);
+    return 0.0f;
+}
+
+template <bool FUSE>
+__device__ __forceinline__ float finish(float acc, float bias) {
+    if constexpr (FUSE) return silu_f(acc + bias);
     return acc;
 }
 
@@ -55,10 +63,12 @@ __device__ __forceinline__ float finish(float acc, const float* bias, int ch) {
 // one at a time, with the next sub-tile's loads in registers while this one is computed and
 // stored. Loading the whole span first and storing it after meant every block read, then wrote,
 // in step with all the others (one wave), so DRAM saw reads and writes in turns.
-// SUBW = 64 (256-byte pieces of each sx row per load round) is the default; 128 (512-byte pieces,
-// half the rounds) is selected by SSMKIT_CUDA_CONV_SUBW=128, to measure whether the length of the
-// row pieces read is what holds the large shapes at ~80% of the H200's copy line.
-constexpr int kSubWindowMax = 128;
+// SUBW = 128: each load round reads 512-byte pieces of 32 sx rows. With 64 (256-byte pieces, the
+// previous default) the large shapes stayed at ~78% of the H200's copy line; 128 measured 87% on
+// [4099,3328,1] (33.1 -> 29.8 us) and 65% on [515,3328,1] (5.47 -> 5.01 us cold), same call.
+// SSMKIT_CUDA_CONV_SUBW=64 selects the previous one, for measurements (both are compiled into
+// the one kernel, so it has 128's registers either way).
+constexpr int kSubWindowDefault = 128;
 constexpr int kLongChannels = 32;
 __host__ __device__ constexpr int sub_pitch(int subw) { return subw + 1; }  // odd: 32 channels at one token hit 32 banks
 
@@ -76,10 +86,14 @@ __device__ __forceinline__ void conv_long_tile(const conv_params& p, float* win)
     const float* base = p.sx + size_t(s) * p.seq_stride + size_t(c0) * p.row + t0;
     const int nc = min(kLongChannels, p.d_inner - c0);
     const int nt_block = min(p.span, p.n_t - t0);
+    // Rounds of equal length: a span of 256 in sub-tiles of up to 125 tokens is 86 + 85 + 85, not
+    // 125 + 125 + 6 (a nearly empty last round costs a whole round trip).
+    const int rounds = (nt_block + SUB - 1) / SUB;
+    const int sub = (nt_block + rounds - 1) / rounds;
 
     float v[ROWS][CHUNKS];
     auto load = [&](int ts) {  // the window of the sub-tile starting ts tokens into the span
-        const int need = min(SUB, nt_block - ts) + W - 1;
+        const int need = min(sub, nt_block - ts) + W - 1;
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) {
             const int cc = warp + r * WARPS;
@@ -95,18 +109,19 @@ __device__ __forceinline__ void conv_long_tile(const conv_params& p, float* win)
     float f[W];
 #pragma unroll
     for (int k = 0; k < W; ++k) f[k] = cc < nc ? __ldg(p.c + size_t(ch) * W + k) : 0.0f;
+    const float bias = cc < nc ? bias_of<FUSE>(p, ch) : 0.0f;
     float* out = p.out + (size_t(s) * p.n_t + t0) * p.d_inner + c0;
 
     load(0);
-    for (int ts = 0; ts < nt_block; ts += SUB) {
+    for (int ts = 0; ts < nt_block; ts += sub) {
         __syncthreads();  // the previous sub-tile's reads of win are done
 #pragma unroll
         for (int r = 0; r < ROWS; ++r)
 #pragma unroll
             for (int q = 0; q < CHUNKS; ++q) win[(warp + r * WARPS) * kSubPitch + q * 32 + lane] = v[r][q];
         __syncthreads();
-        if (ts + SUB < nt_block) load(ts + SUB);
-        const int n_here = min(SUB, nt_block - ts);
+        if (ts + sub < nt_block) load(ts + sub);
+        const int n_here = min(sub, nt_block - ts);
         if (cc < nc) {
             const float* wrow = win + cc * kSubPitch;
 #pragma unroll 4
@@ -114,7 +129,7 @@ __device__ __forceinline__ void conv_long_tile(const conv_params& p, float* win)
                 float acc = 0.0f;
 #pragma unroll
                 for (int k = 0; k < W; ++k) acc = fmaf(wrow[t + k], f[k], acc);
-                out[size_t(ts + t) * p.d_inner + cc] = finish<FUSE>(acc, p.bias, ch);
+                out[size_t(ts + t) * p.d_inner + cc] = finish<FUSE>(acc, bias);
             }
         }
     }
@@ -127,8 +142,8 @@ __global__ void __launch_bounds__(kThreads) conv_tile_kernel(conv_params p) {
     constexpr int CC = channels_per_block(TILE);  // the most channels a block may take
     extern __shared__ float win[];
     if constexpr (W > 0 && CC == kLongChannels) {
-        if (p.subw == kSubWindowMax) conv_long_tile<W, FUSE, kSubWindowMax>(p, win);
-        else conv_long_tile<W, FUSE, 64>(p, win);
+        if (p.subw == 64) conv_long_tile<W, FUSE, 64>(p, win);
+        else conv_long_tile<W, FUSE, kSubWindowDefault>(p, win);
         return;
     }
     // Fewer channels per block when the grid would otherwise leave SMs short of blocks (each
@@ -183,6 +198,7 @@ __global__ void __launch_bounds__(kThreads) conv_tile_kernel(conv_params p) {
         const int ch = c0 + cc;
         const int t_first = tid / ccb, t_step = kThreads / ccb;
         if (cc >= nc) return;
+        const float bias = bias_of<FUSE>(p, ch);
         const float* wrow = win + cc * pitch;
         if constexpr (W > 0) {
             float f[W];
@@ -193,14 +209,14 @@ __global__ void __launch_bounds__(kThreads) conv_tile_kernel(conv_params p) {
                 float acc = 0.0f;
 #pragma unroll
                 for (int k = 0; k < W; ++k) acc = fmaf(wrow[t + k], f[k], acc);
-                out[size_t(t) * p.d_inner + cc] = finish<FUSE>(acc, p.bias, ch);
+                out[size_t(t) * p.d_inner + cc] = finish<FUSE>(acc, bias);
             }
         } else {
             const float* f = p.c + size_t(ch) * w;
             for (int t = t_first; t < nt_here; t += t_step) {
                 float acc = 0.0f;
                 for (int k = 0; k < w; ++k) acc = fmaf(wrow[t + k], __ldg(f + k), acc);
-                out[size_t(t) * p.d_inner + cc] = finish<FUSE>(acc, p.bias, ch);
+                out[size_t(t) * p.d_inner + cc] = finish<FUSE>(acc, bias);
             }
         }
     } else {
@@ -212,7 +228,7 @@ __global__ void __launch_bounds__(kThreads) conv_tile_kernel(conv_params p) {
             const float* f = p.c + size_t(ch) * w;
             float acc = 0.0f;
             for (int k = 0; k < w; ++k) acc = fmaf(wrow[t + k], __ldg(f + k), acc);
-            out[size_t(t) * p.d_inner + cc] = finish<FUSE>(acc, p.bias, ch);
+            out[size_t(t) * p.d_inner + cc] = finish<FUSE>(acc, bias_of<FUSE>(p, ch));
         }
     }
 }
@@ -236,7 +252,7 @@ __global__ void __launch_bounds__(kThreads) conv_decode_kernel(conv_params p, in
         acc = 0.0f;
         for (int k = 0; k < p.d_conv; ++k) acc = fmaf(__ldg(row + k), __ldg(p.c + size_t(ch) * p.d_conv + k), acc);
     }
-    p.out[size_t(s) * p.d_inner + ch] = finish<FUSE>(acc, p.bias, ch);
+    p.out[size_t(s) * p.d_inner + ch] = finish<FUSE>(acc, bias_of<FUSE>(p, ch));
 }
 
 // Any width, no shared memory: for filters so wide that a tile's window would not fit.
@@ -252,7 +268,7 @@ __global__ void __launch_bounds__(kThreads) conv_naive_kernel(conv_params p, int
     const float* row = p.sx + size_t(s) * p.seq_stride + size_t(ch) * p.row + t;
     float acc = 0.0f;
     for (int k = 0; k < p.d_conv; ++k) acc = fmaf(__ldg(row + k), __ldg(p.c + size_t(ch) * p.d_conv + k), acc);
-    p.out[size_t(i)] = finish<FUSE>(acc, p.bias, ch);
+    p.out[size_t(i)] = finish<FUSE>(acc, bias_of<FUSE>(p, ch));
 }
 
 const char* op_name(bool fuse) { return fuse ? "ssm_conv_bias_silu" : "ssm_conv"; }
@@ -379,8 +395,8 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
     static const bool tiles_fast = knob_is("SSMKIT_CUDA_CONV_ORDER", "tiles");
     p.tiles_fast = tiles_fast;
     const bool long_tile = sh.d_conv == 4 && channels_per_block(tile) == kLongChannels;
-    static const int subw_knob = knob_int("SSMKIT_CUDA_CONV_SUBW", 64);
-    p.subw = subw_knob == kSubWindowMax ? kSubWindowMax : 64;
+    static const int subw_knob = knob_int("SSMKIT_CUDA_CONV_SUBW", kSubWindowDefault);
+    p.subw = subw_knob == 64 ? 64 : kSubWindowDefault;
     const size_t smem = long_tile ? size_t(kLongChannels) * sub_pitch(p.subw) * sizeof(float)
                                   : size_t(cc) * ((p.span + sh.d_conv - 1) | 1) * sizeof(float);
     const size_t smem_limit = info_for_current_device().smem_optin;

@@ -153,21 +153,25 @@ __global__ void __launch_bounds__(256, MINB) scan_decode2_kernel(scan_params p, 
     float* const dst = p.out + PH * p.S + row0 * N + 4 * lane_in_row;  // T = 1: y has PH * S floats
     const int64_t block_stride = PH * p.S * p.N;
     const float* const xp = p.x + q * p.x_nb3 + int64_t(p.P) * h + pp0;
+    // Loads that do not depend on ids[q] first: their DRAM round trips overlap that of ids[q] and
+    // of the state loads behind it, and softplus and exp run while the state is in flight.
+    float xv[RPW];
+#pragma unroll
+    for (int j = 0; j < RPW; ++j) xv[j] = pp0 + j * RPP < p.P ? __ldg(xp + j * RPP) : 0.f;
+    const float4 bv = ld4(p.B + q * p.B_nb3 + g * N + 4 * lane_in_row);
+    const float4 cv = ld4(p.C + q * p.C_nb3 + g * N + 4 * lane_in_row);
+    const float dt_raw = __ldg(p.dt + h + int64_t(p.H) * q);
+    const float A_h = __ldg(p.A + h);
     const int32_t slot = __ldg(p.ids + q);
     const bool ok = slot_ok(slot, p.n_slots);
     const float* const src = p.s + ((int64_t(ok ? slot : 0) * p.H + h) * p.P + pp0) * N + 4 * lane_in_row;
     float4 h0[RPW];
-    float xv[RPW];
 #pragma unroll
-    for (int j = 0; j < RPW; ++j) {
-        const bool valid = pp0 + j * RPP < p.P;
-        h0[j] = ok && valid ? __ldcs(reinterpret_cast<const float4*>(src + j * RPP * N)) : make_float4(NAN, NAN, NAN, NAN);
-        xv[j] = valid ? __ldg(xp + j * RPP) : 0.f;
-    }
-    const float4 bv = ld4(p.B + q * p.B_nb3 + g * N + 4 * lane_in_row);
-    const float4 cv = ld4(p.C + q * p.C_nb3 + g * N + 4 * lane_in_row);
-    const float d = softplus_f(__ldg(p.dt + h + int64_t(p.H) * q));
-    const float a = expf(d * __ldg(p.A + h));
+    for (int j = 0; j < RPW; ++j)
+        h0[j] = ok && pp0 + j * RPP < p.P ? __ldcs(reinterpret_cast<const float4*>(src + j * RPP * N))
+                                          : make_float4(NAN, NAN, NAN, NAN);
+    const float d = softplus_f(dt_raw);
+    const float a = expf(d * A_h);
     const float4 decay = make_float4(a, a, a, a);
 #pragma unroll
     for (int j = 0; j < RPW; ++j) {
@@ -225,7 +229,7 @@ __device__ __forceinline__ bool value_owner(int lane_in_row) { return (lane_in_r
 // wavefronts per state element by RT (they, not issue, bound RT = 1 on granite: notes, run 2).
 template <int N, int E, bool M1, int RT = 1>
 __global__ void __launch_bounds__(256) scan_seq_kernel(scan_params p, int R, int TT, int vecBC) {
-    pdl_begin();
+    pdl_wait_previous();   // long-running blocks: the successor is not released early (pdl.cuh)
     static_assert(!M1 || RT == 1, "Mamba-1 rows each have their own delta: one row per thread");
     constexpr int LPR = N / E;
     constexpr int CH = E / 4;  // float4 chunks per thread and row
