@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "cuda/check.h"
 #include "cuda/device_common.cuh"
@@ -41,7 +42,6 @@ struct conv_params {
     int cc;                         // channels per block (tile kernel), <= channels_per_block(tile)
     int span;                       // tokens per block (tile kernel), <= tile
     int tiles_fast;                 // grid x walks token tiles (else channel groups)
-    int subw;                       // long tiles: floats per channel row of a sub-tile window
 };
 
 // The fused op's bias of channel ch (0 for the plain conv). Loaded once per thread where a thread
@@ -66,8 +66,8 @@ __device__ __forceinline__ float finish(float acc, float bias) {
 // SUBW = 128: each load round reads 512-byte pieces of 32 sx rows. With 64 (256-byte pieces, the
 // previous default) the large shapes stayed at ~78% of the H200's copy line; 128 measured 87% on
 // [4099,3328,1] (33.1 -> 29.8 us) and 65% on [515,3328,1] (5.47 -> 5.01 us cold), same call.
-// SSMKIT_CUDA_CONV_SUBW=64 selects the previous one, for measurements (both are compiled into
-// the one kernel, so it has 128's registers either way).
+// SSMKIT_CUDA_CONV_SUBW=64, 131 or 259 selects another window for 256-token tiles of width 4,
+// each its own kernel, for measurements (131 and 259: spans of 256 in 2 rounds of 128 and in one).
 constexpr int kSubWindowDefault = 128;
 constexpr int kLongChannels = 32;
 __host__ __device__ constexpr int sub_pitch(int subw) { return subw + 1; }  // odd: 32 channels at one token hit 32 banks
@@ -77,7 +77,7 @@ __device__ __forceinline__ void conv_long_tile(const conv_params& p, float* win)
     constexpr int kSubPitch = sub_pitch(SUBW);
     constexpr int WARPS = kThreads / 32;
     constexpr int ROWS = kLongChannels / WARPS;   // channel rows each warp loads
-    constexpr int CHUNKS = SUBW / 32;
+    constexpr int CHUNKS = (SUBW + 31) / 32;
     constexpr int SUB = SUBW - (W - 1);           // tokens per sub-tile
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int c0 = (p.tiles_fast ? blockIdx.y : blockIdx.x) * kLongChannels;
@@ -136,14 +136,13 @@ __device__ __forceinline__ void conv_long_tile(const conv_params& p, float* win)
 }
 
 // W = 0: width known only at run time.
-template <int W, int TILE, bool FUSE>
+template <int W, int TILE, bool FUSE, int SUBW = kSubWindowDefault>
 __global__ void __launch_bounds__(kThreads) conv_tile_kernel(conv_params p) {
     pdl_begin();
     constexpr int CC = channels_per_block(TILE);  // the most channels a block may take
     extern __shared__ float win[];
     if constexpr (W > 0 && CC == kLongChannels) {
-        if (p.subw == 64) conv_long_tile<W, FUSE, 64>(p, win);
-        else conv_long_tile<W, FUSE, kSubWindowDefault>(p, win);
+        conv_long_tile<W, FUSE, SUBW>(p, win);
         return;
     }
     // Fewer channels per block when the grid would otherwise leave SMs short of blocks (each
@@ -313,6 +312,19 @@ void register_conv_kernels() {
     });
 }
 
+// The measurement knob SSMKIT_CUDA_CONV_SUBW: (window, kernel) for 256-token tiles of width 4;
+// the registry's kernel (window kSubWindowDefault) unless the knob names another.
+std::pair<int, const void*> window_variant(bool fuse) {
+    static const int w = knob_int("SSMKIT_CUDA_CONV_SUBW", kSubWindowDefault);
+    auto pick = [&](auto plain, auto fused) { return fuse ? reinterpret_cast<const void*>(fused) : reinterpret_cast<const void*>(plain); };
+    switch (w) {
+        case 64: return {64, pick(&conv_tile_kernel<4, 256, false, 64>, &conv_tile_kernel<4, 256, true, 64>)};
+        case 131: return {131, pick(&conv_tile_kernel<4, 256, false, 131>, &conv_tile_kernel<4, 256, true, 131>)};
+        case 259: return {259, pick(&conv_tile_kernel<4, 256, false, 259>, &conv_tile_kernel<4, 256, true, 259>)};
+        default: return {kSubWindowDefault, nullptr};
+    }
+}
+
 int tile_for(int64_t n_t) {
     int t = 1;
     while (t < n_t && t < 256) t *= 2;
@@ -395,9 +407,8 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
     static const bool tiles_fast = knob_is("SSMKIT_CUDA_CONV_ORDER", "tiles");
     p.tiles_fast = tiles_fast;
     const bool long_tile = sh.d_conv == 4 && channels_per_block(tile) == kLongChannels;
-    static const int subw_knob = knob_int("SSMKIT_CUDA_CONV_SUBW", kSubWindowDefault);
-    p.subw = subw_knob == 64 ? 64 : kSubWindowDefault;
-    const size_t smem = long_tile ? size_t(kLongChannels) * sub_pitch(p.subw) * sizeof(float)
+    const int subw = long_tile && tile == 256 ? window_variant(a.fuse_bias_silu).first : kSubWindowDefault;
+    const size_t smem = long_tile ? size_t(kLongChannels) * sub_pitch(subw) * sizeof(float)
                                   : size_t(cc) * ((p.span + sh.d_conv - 1) | 1) * sizeof(float);
     const size_t smem_limit = info_for_current_device().smem_optin;
     if (smem > smem_limit) {
@@ -411,8 +422,14 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
         return;
     }
     const kernel_key key{op, sh.d_conv == 4 ? 4 : 0, tile};
+    kernel_entry variant;
     const kernel_entry* e = reg.find(key);
     reg.note_use(key, *e);
+    if (subw != kSubWindowDefault) {
+        variant = *e;
+        variant.fn = window_variant(a.fuse_bias_silu).second;
+        e = &variant;
+    }
     if (smem > 48 * 1024)
         check(cudaFuncSetAttribute(e->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
               "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
