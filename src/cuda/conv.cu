@@ -66,11 +66,15 @@ __device__ __forceinline__ float finish(float acc, float bias) {
 // SUBW = 128: each load round reads 512-byte pieces of 32 sx rows. With 64 (256-byte pieces, the
 // previous default) the large shapes stayed at ~78% of the H200's copy line; 128 measured 87% on
 // [4099,3328,1] (33.1 -> 29.8 us) and 65% on [515,3328,1] (5.47 -> 5.01 us cold), same call.
-// SSMKIT_CUDA_CONV_SUBW=64, 131 or 259 selects another window for 256-token tiles of width 4,
-// each its own kernel, for measurements (131 and 259: spans of 256 in 2 rounds of 128 and in one).
+// SSMKIT_CUDA_CONV_SUBW=64 selects the previous window for 256-token tiles of width 4 (its own
+// kernel), for measurements. Also measured and dropped: 131 (spans of 256 in 2 rounds of 128)
+// and 259 (one round): [4099] 29.9 / 29.8 us, equal; [515 x 8] 30.6 / 30.7 vs 30.0; [515] with
+// bias + SiLU 6.8 / 8.1 vs 5.4.
 constexpr int kSubWindowDefault = 128;
 constexpr int kLongChannels = 32;
-__host__ __device__ constexpr int sub_pitch(int subw) { return subw + 1; }  // odd: 32 channels at one token hit 32 banks
+// Floats per row of a window in shared memory: whole 32-float load chunks, plus one so that the
+// pitch is odd (32 channels at one token hit 32 banks).
+__host__ __device__ constexpr int sub_pitch(int subw) { return (subw + 31) / 32 * 32 + 1; }
 
 template <int W, bool FUSE, int SUBW>
 __device__ __forceinline__ void conv_long_tile(const conv_params& p, float* win) {
@@ -319,8 +323,6 @@ std::pair<int, const void*> window_variant(bool fuse) {
     auto pick = [&](auto plain, auto fused) { return fuse ? reinterpret_cast<const void*>(fused) : reinterpret_cast<const void*>(plain); };
     switch (w) {
         case 64: return {64, pick(&conv_tile_kernel<4, 256, false, 64>, &conv_tile_kernel<4, 256, true, 64>)};
-        case 131: return {131, pick(&conv_tile_kernel<4, 256, false, 131>, &conv_tile_kernel<4, 256, true, 131>)};
-        case 259: return {259, pick(&conv_tile_kernel<4, 256, false, 259>, &conv_tile_kernel<4, 256, true, 259>)};
         default: return {kSubWindowDefault, nullptr};
     }
 }
@@ -408,8 +410,8 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
     p.tiles_fast = tiles_fast;
     const bool long_tile = sh.d_conv == 4 && channels_per_block(tile) == kLongChannels;
     const int subw = long_tile && tile == 256 ? window_variant(a.fuse_bias_silu).first : kSubWindowDefault;
-    const size_t smem = long_tile ? size_t(kLongChannels) * sub_pitch(subw) * sizeof(float)
-                                  : size_t(cc) * ((p.span + sh.d_conv - 1) | 1) * sizeof(float);
+    size_t smem = long_tile ? size_t(kLongChannels) * sub_pitch(subw) * sizeof(float)
+                            : size_t(cc) * ((p.span + sh.d_conv - 1) | 1) * sizeof(float);
     const size_t smem_limit = info_for_current_device().smem_optin;
     if (smem > smem_limit) {
         const kernel_key key{op, 0, 0};
@@ -430,11 +432,13 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
         variant.fn = window_variant(a.fuse_bias_silu).second;
         e = &variant;
     }
+    const int64_t tiles = (sh.n_t + p.span - 1) / p.span;
+    if (tiles > kMaxGridYZ) throw backend_error("cuda ssm_conv: n_t too large for one launch");
+    // One launch's blocks (the first, when sequences take several launches) spread over the SMs.
+    smem = smem_to_spread(e->fn, kThreads, smem, int64_t(groups) * tiles * std::min<int64_t>(sh.n_s, kMaxGridYZ));
     if (smem > 48 * 1024)
         check(cudaFuncSetAttribute(e->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
               "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
-    const int64_t tiles = (sh.n_t + p.span - 1) / p.span;
-    if (tiles > kMaxGridYZ) throw backend_error("cuda ssm_conv: n_t too large for one launch");
     // Sequences beyond the grid's z limit go in further launches with the pointers moved on.
     for (int64_t s0 = 0; s0 < sh.n_s; s0 += kMaxGridYZ) {
         const int64_t ns = std::min<int64_t>(kMaxGridYZ, sh.n_s - s0);

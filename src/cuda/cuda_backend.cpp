@@ -40,7 +40,29 @@ const device_info& info_for_current_device() {
     check(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
           "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
     d.smem_optin = size_t(v);
+    check(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
+          "cudaDeviceGetAttribute(MaxSharedMemoryPerMultiprocessor)");
+    d.smem_per_sm = size_t(v);
+    check(cudaDeviceGetAttribute(&v, cudaDevAttrReservedSharedMemoryPerBlock, dev),
+          "cudaDeviceGetAttribute(ReservedSharedMemoryPerBlock)");
+    d.smem_reserved = size_t(v);
     return cache.emplace(dev, d).first->second;
+}
+
+size_t smem_to_spread(const void* fn, int threads, size_t smem, int64_t blocks) {
+    static const bool off = knob_is("SSMKIT_CUDA_SPREAD", "0");
+    if (off || blocks <= 0) return smem;
+    const device_info& d = info_for_current_device();
+    const int64_t want = (blocks + d.sm_count - 1) / d.sm_count;
+    int natural = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&natural, fn, threads, smem) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return smem;
+    }
+    if (want >= natural) return smem;
+    // the least s for which want + 1 blocks of s + reserved bytes overflow the SM's shared memory
+    const size_t s = d.smem_per_sm / size_t(want + 1) + 1 - d.smem_reserved;
+    return std::min(std::max(smem, s), d.smem_optin);
 }
 
 namespace {

@@ -16,8 +16,17 @@ namespace ssmkit::cuda {
 struct device_info {
     int sm_count = 132;
     size_t smem_optin = 227 * 1024;  // per-block dynamic shared memory limit after opt-in
+    size_t smem_per_sm = 228 * 1024;
+    size_t smem_reserved = 1024;     // shared memory the system keeps per resident block
 };
 const device_info& info_for_current_device();
+
+// Dynamic shared memory for a launch of `blocks` blocks of `threads` threads of fn that needs
+// `smem` bytes: `smem`, or more so that no SM can hold more than ceil(blocks / SMs) of them.
+// Why: a grid smaller than one full wave was seen to land on fewer SMs than it could (blocks
+// stacked to the kernel's occupancy while other SMs stayed idle); capping the blocks per SM
+// spreads it. SSMKIT_CUDA_SPREAD=0 turns the cap off, for measurements.
+size_t smem_to_spread(const void* fn, int threads, size_t smem, int64_t blocks);
 
 void conv_launch(const conv_args& a, cudaStream_t stream);
 
