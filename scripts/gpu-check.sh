@@ -132,10 +132,12 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
     step "perf without PDL" perf-var-nopdl.log env SSMKIT_CUDA_PDL=0 "$TO" perf -b cuda --seconds "${PERF_SECONDS:-0.3}"
     step "perf without PDL (hot)" perf-var-nopdl-hot.log env SSMKIT_CUDA_PDL=0 "$TO" perf -b cuda --cache hot \
         --seconds "${PERF_SECONDS:-0.3}"
-    for w in 64; do   # the previous window of 256-token conv tiles (conv.cu); default 128
-        step "perf conv sub-window $w" perf-var-conv-subw$w.log env SSMKIT_CUDA_CONV_SUBW=$w "$TO" perf -b cuda \
-            -p "^SSM_CONV" --seconds "${PERF_SECONDS:-0.3}"
-    done
+    # The previous window of 256-token conv tiles (conv.cu; default 128), and the conv tiles
+    # without the blocks-per-SM cap (launch.h, smem_to_spread).
+    step "perf conv sub-window 64" perf-var-conv-subw64.log env SSMKIT_CUDA_CONV_SUBW=64 "$TO" perf -b cuda \
+        -p "^SSM_CONV" --seconds "${PERF_SECONDS:-0.3}"
+    step "perf conv without spread" perf-var-conv-nospread.log env SSMKIT_CUDA_SPREAD=0 "$TO" perf -b cuda \
+        -p "^SSM_CONV" --seconds "${PERF_SECONDS:-0.3}"
     step "perf decode v1" perf-var-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'n_seq_tokens=1,' --seconds "${PERF_SECONDS:-0.3}"
 fi

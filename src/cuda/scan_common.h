@@ -104,11 +104,10 @@ bool launch_seq(const scan_params& p, int64_t span, cudaStream_t stream, const c
     const int bytes_per_token = (2 * N + R + DR) * 4;
     int TT = std::clamp(pow2_floor(24576 / bytes_per_token), 2, 64);
     while (TT / 2 >= p.T && TT > 2) TT /= 2;
-    size_t smem = size_t(seq_smem{TT, R, DR, N}.total_floats()) * sizeof(float);
+    const size_t smem = size_t(seq_smem{TT, R, DR, N}.total_floats()) * sizeof(float);
     const void* fn = reinterpret_cast<const void*>(&scan_seq_kernel<N, E, M1, RT>);
     note_kernel(op, N, E * RT, fn, name);
     if (smem > info_for_current_device().smem_optin) return false;
-    smem = smem_to_spread(fn, R * LPR / RT, smem, (PH / R) * p.S);
     if (smem > 48 * 1024)
         check(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
               "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");

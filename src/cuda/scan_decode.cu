@@ -7,17 +7,6 @@
 namespace ssmkit::cuda {
 namespace {
 
-// A one-wave grid of 256-thread blocks, spread over the SMs (smem_to_spread).
-template <typename Kernel>
-void launch_spread(const char* name, Kernel kernel, int64_t blocks, const scan_params& p, cudaStream_t stream) {
-    const void* fn = reinterpret_cast<const void*>(kernel);
-    const size_t smem = smem_to_spread(fn, 256, 0, blocks);
-    if (smem > 48 * 1024)
-        check(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-              "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
-    launch_pdl(name, kernel, dim3(unsigned(blocks)), dim3(256), smem, stream, p);
-}
-
 template <int N, bool M1>
 bool launch_decode(const scan_params& p, cudaStream_t stream) {
     constexpr int LPR = N / 4;
@@ -35,13 +24,13 @@ bool launch_decode(const scan_params& p, cudaStream_t stream) {
     const char* op = M1 ? "ssm_scan_decode_mamba1" : "ssm_scan_decode";
     if (rpt == 2) {
         note_kernel(op, N, 2, reinterpret_cast<const void*>(&scan_decode_kernel<N, M1, 2>), "scan_decode<rows2>");
-        launch_spread("scan_decode", scan_decode_kernel<N, M1, 2>, blocks, p, stream);
+        launch_pdl("scan_decode", scan_decode_kernel<N, M1, 2>, dim3(unsigned(blocks)), dim3(256), 0, stream, p);
     } else if (rpt == 4) {
         note_kernel(op, N, 4, reinterpret_cast<const void*>(&scan_decode_kernel<N, M1, 4>), "scan_decode<rows4>");
-        launch_spread("scan_decode", scan_decode_kernel<N, M1, 4>, blocks, p, stream);
+        launch_pdl("scan_decode", scan_decode_kernel<N, M1, 4>, dim3(unsigned(blocks)), dim3(256), 0, stream, p);
     } else {
         note_kernel(op, N, 1, reinterpret_cast<const void*>(&scan_decode_kernel<N, M1, 1>), "scan_decode<rows1>");
-        launch_spread("scan_decode", scan_decode_kernel<N, M1, 1>, blocks, p, stream);
+        launch_pdl("scan_decode", scan_decode_kernel<N, M1, 1>, dim3(unsigned(blocks)), dim3(256), 0, stream, p);
     }
     return true;
 }
