@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 #include "core/backend_factories.h"
 #include "cuda/check.h"
@@ -49,17 +50,35 @@ const device_info& info_for_current_device() {
     return cache.emplace(dev, d).first->second;
 }
 
+namespace {
+
+// Blocks of fn that fit one SM (0 when unknown), cached per device: the occupancy query is a
+// driver call, and a conv launch would otherwise make it on every op call.
+int blocks_per_sm(const void* fn, int threads, size_t smem) {
+    static std::mutex mu;
+    static std::map<std::tuple<int, const void*, int, size_t>, int> cache;
+    int dev = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    const auto key = std::make_tuple(dev, fn, threads, smem);
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    int n = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, fn, threads, smem) != cudaSuccess) {
+        (void)cudaGetLastError();
+        n = 0;
+    }
+    return cache.emplace(key, n).first->second;
+}
+
+}  // namespace
+
 size_t smem_to_spread(const void* fn, int threads, size_t smem, int64_t blocks) {
     static const bool off = knob_is("SSMKIT_CUDA_SPREAD", "0");
     if (off || blocks <= 0) return smem;
     const device_info& d = info_for_current_device();
     const int64_t want = (blocks + d.sm_count - 1) / d.sm_count;
-    int natural = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&natural, fn, threads, smem) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return smem;
-    }
-    if (want >= natural) return smem;
+    if (want >= blocks_per_sm(fn, threads, smem)) return smem;
     // the least s for which want + 1 blocks of s + reserved bytes overflow the SM's shared memory
     const size_t s = d.smem_per_sm / size_t(want + 1) + 1 - d.smem_reserved;
     return std::min(std::max(smem, s), d.smem_optin);
