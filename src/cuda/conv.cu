@@ -63,9 +63,10 @@ __device__ __forceinline__ float finish(float acc, float bias) {
 // one at a time, with the next sub-tile's loads in registers while this one is computed and
 // stored. Loading the whole span first and storing it after meant every block read, then wrote,
 // in step with all the others (one wave), so DRAM saw reads and writes in turns.
-// SUBW = 128: each load round reads 512-byte pieces of 32 sx rows. With 64 (256-byte pieces, the
-// previous default) the large shapes stayed at ~78% of the H200's copy line; 128 measured 87% on
-// [4099,3328,1] (33.1 -> 29.8 us) and 65% on [515,3328,1] (5.47 -> 5.01 us cold), same call.
+// SUBW = 128: each load round reads pieces of up to 512 bytes of 32 sx rows (a 256-token span:
+// three rounds of 89 floats, 356 bytes). With 64 (up to 256-byte pieces, the previous default)
+// the large shapes stayed at ~78% of the H200's copy line; 128 measured 87% on [4099,3328,1]
+// (33.1 -> 29.8 us) and 65% on [515,3328,1] (5.47 -> 5.01 us cold), same call.
 // SSMKIT_CUDA_CONV_SUBW=64 selects the previous window for 256-token tiles of width 4 (its own
 // kernel), for measurements. Also measured and dropped: 131 (spans of 256 in 2 rounds of 128)
 // and 259 (one round): [4099] 29.9 / 29.8 us, equal; [515 x 8] 30.6 / 30.7 vs 30.0; [515] with
@@ -320,7 +321,9 @@ void register_conv_kernels() {
 // the registry's kernel (window kSubWindowDefault) unless the knob names another.
 std::pair<int, const void*> window_variant(bool fuse) {
     static const int w = knob_int("SSMKIT_CUDA_CONV_SUBW", kSubWindowDefault);
-    auto pick = [&](auto plain, auto fused) { return fuse ? reinterpret_cast<const void*>(fused) : reinterpret_cast<const void*>(plain); };
+    auto pick = [&](auto plain, auto fused) {
+        return fuse ? reinterpret_cast<const void*>(fused) : reinterpret_cast<const void*>(plain);
+    };
     switch (w) {
         case 64: return {64, pick(&conv_tile_kernel<4, 256, false, 64>, &conv_tile_kernel<4, 256, true, 64>)};
         default: return {kSubWindowDefault, nullptr};
