@@ -75,14 +75,15 @@ constexpr int kSubWindowDefault = 128;
 constexpr int kLongChannels = 32;
 // Floats per row of a window in shared memory: whole 32-float load chunks, plus one so that the
 // pitch is odd (32 channels at one token hit 32 banks).
-__host__ __device__ constexpr int sub_pitch(int subw) { return (subw + 31) / 32 * 32 + 1; }
+__host__ __device__ constexpr int sub_chunks(int subw) { return (subw + 31) / 32; }
+__host__ __device__ constexpr int sub_pitch(int subw) { return sub_chunks(subw) * 32 + 1; }
 
 template <int W, bool FUSE, int SUBW>
 __device__ __forceinline__ void conv_long_tile(const conv_params& p, float* win) {
     constexpr int kSubPitch = sub_pitch(SUBW);
     constexpr int WARPS = kThreads / 32;
     constexpr int ROWS = kLongChannels / WARPS;   // channel rows each warp loads
-    constexpr int CHUNKS = (SUBW + 31) / 32;
+    constexpr int CHUNKS = sub_chunks(SUBW);
     constexpr int SUB = SUBW - (W - 1);           // tokens per sub-tile
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int c0 = (p.tiles_fast ? blockIdx.y : blockIdx.x) * kLongChannels;
@@ -412,8 +413,9 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
     static const bool tiles_fast = knob_is("SSMKIT_CUDA_CONV_ORDER", "tiles");
     p.tiles_fast = tiles_fast;
     const bool long_tile = sh.d_conv == 4 && channels_per_block(tile) == kLongChannels;
-    const int subw = long_tile && tile == 256 ? window_variant(a.fuse_bias_silu).first : kSubWindowDefault;
-    size_t smem = long_tile ? size_t(kLongChannels) * sub_pitch(subw) * sizeof(float)
+    const std::pair<int, const void*> window =
+        long_tile && tile == 256 ? window_variant(a.fuse_bias_silu) : std::pair<int, const void*>{kSubWindowDefault, nullptr};
+    size_t smem = long_tile ? size_t(kLongChannels) * sub_pitch(window.first) * sizeof(float)
                             : size_t(cc) * ((p.span + sh.d_conv - 1) | 1) * sizeof(float);
     const size_t smem_limit = info_for_current_device().smem_optin;
     if (smem > smem_limit) {
@@ -427,20 +429,15 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
         return;
     }
     const kernel_key key{op, sh.d_conv == 4 ? 4 : 0, tile};
-    kernel_entry variant;
     const kernel_entry* e = reg.find(key);
     reg.note_use(key, *e);
-    if (subw != kSubWindowDefault) {
-        variant = *e;
-        variant.fn = window_variant(a.fuse_bias_silu).second;
-        e = &variant;
-    }
+    const void* fn = window.second ? window.second : e->fn;
     const int64_t tiles = (sh.n_t + p.span - 1) / p.span;
     if (tiles > kMaxGridYZ) throw backend_error("cuda ssm_conv: n_t too large for one launch");
     // One launch's blocks (the first, when sequences take several launches) spread over the SMs.
-    smem = smem_to_spread(e->fn, kThreads, smem, int64_t(groups) * tiles * std::min<int64_t>(sh.n_s, kMaxGridYZ));
+    smem = smem_to_spread(fn, kThreads, smem, int64_t(groups) * tiles * std::min<int64_t>(sh.n_s, kMaxGridYZ));
     if (smem > 48 * 1024)
-        check(cudaFuncSetAttribute(e->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+        check(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
               "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
     // Sequences beyond the grid's z limit go in further launches with the pointers moved on.
     for (int64_t s0 = 0; s0 < sh.n_s; s0 += kMaxGridYZ) {
@@ -451,7 +448,7 @@ void conv_launch(const conv_args& a, cudaStream_t stream) {
         void* args[] = {&q};
         const dim3 grid = p.tiles_fast ? dim3(unsigned(tiles), groups, unsigned(ns)) : dim3(groups, unsigned(tiles), unsigned(ns));
         if (p.tiles_fast && groups > kMaxGridYZ) throw backend_error("cuda ssm_conv: too many channels for tile order");
-        launch_pdl(e->name.c_str(), e->fn, grid, dim3(kThreads), smem, stream, args);
+        launch_pdl(e->name.c_str(), fn, grid, dim3(kThreads), smem, stream, args);
     }
 }
 

@@ -78,7 +78,8 @@ size_t smem_to_spread(const void* fn, int threads, size_t smem, int64_t blocks) 
     if (off || blocks <= 0) return smem;
     const device_info& d = info_for_current_device();
     const int64_t want = (blocks + d.sm_count - 1) / d.sm_count;
-    if (want >= blocks_per_sm(fn, threads, smem)) return smem;
+    constexpr int64_t kMaxBlocksPerSm = 32;   // sm_90's limit: no cap can apply past it
+    if (want >= kMaxBlocksPerSm || want >= blocks_per_sm(fn, threads, smem)) return smem;
     // the least s for which want + 1 blocks of s + reserved bytes overflow the SM's shared memory
     const size_t s = d.smem_per_sm / size_t(want + 1) + 1 - d.smem_reserved;
     return std::min(std::max(smem, s), d.smem_optin);

@@ -28,8 +28,8 @@ const device_info& info_for_current_device();
 // then hands the next grid an uneven start. Measured (H200, same calls): conv + bias + SiLU
 // [515,3328,1], 48 registers (5 blocks fit an SM, the grid needs 4), 6.27 -> 5.41 us cold and
 // 4.77 -> 4.08 hot; the plain conv (4 fit) unchanged. The mechanism is inferred: a probe
-// (scripts/probes/block_placement.cu, blocks of a lone grid recording their SM) found them placed breadth-first
-// (192 blocks on 132 SMs, at most 2 on one). On the sequential scans and decode it changed
+// (scripts/probes/block_placement.cu: blocks of a lone grid record their SM) found them placed
+// breadth-first (192 blocks on 132 SMs, at most 2 on one). On the sequential scans and decode it changed
 // nothing, and on Mamba-2 decode v2 hot it cost 0.14 us, so only the conv tiles use it.
 // SSMKIT_CUDA_SPREAD=0 turns the cap off, for measurements.
 size_t smem_to_spread(const void* fn, int threads, size_t smem, int64_t blocks);

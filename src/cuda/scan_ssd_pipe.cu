@@ -29,6 +29,7 @@
 // longer build C B^T blocks. Profiled on the H200 (granite 4096 x 1): 6204 -> 4362 issued
 // instructions per chunk and block; 134.7 -> 106.5 us. The v6 walk (CBPRE false) stays for tiles
 // of 80 (the C B^T tile and XT16 do not fit beside them) and behind SSMKIT_SSD_WALK=v6.
+#include "cuda/pdl.cuh"
 #include "cuda/ssd_device.cuh"
 
 #include <type_traits>
@@ -164,7 +165,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     issue_x(0);        // x of the first two chunks while ssd_prep runs
     issue_x(1);
 
-    pdl_wait();        // ssd_prep's B/C tiles and cum/delta are complete and visible
+    ssmkit::cuda::pdl_wait_previous();   // ssd_prep's B/C tiles and cum/delta are complete and visible
     issue_dep(0);
     issue_dep(1);
 

@@ -117,7 +117,6 @@ __device__ __forceinline__ void tma_x(void* dst, const CUtensorMap* map, int c0,
         "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(smem_u32(bar))
         : "memory");
 }
-__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
 
 
 // B fragments (K = 16 rows starting at k0, N = PT columns) of a row-major [k][n] fp16 tile with
