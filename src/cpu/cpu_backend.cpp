@@ -177,7 +177,14 @@ public:
             if (chunked) cpu::scan_chunked(g, q, h0, h1, p0, p1, gram);
             else cpu::scan_direct(g, q, h0, h1, p0, p1);
         };
-        pool_.run(S * head_runs * row_runs, use, task);
+        // One decode task per thread, pinned, when the states are small enough to stay in cache:
+        // each thread then updates the same states every token and finds them in its core's L2
+        // (granite: 0.8 MB in + 0.8 MB out per thread). Hot, 2 threads, Intel Xeon VM (2 MB L2),
+        // 3 alternated rounds: granite 1 x 1 45-50 -> 23-29 us. Streamed states (>= 4 MiB, written
+        // past the cache) gain nothing from it, and Nemotron-H 1 x 1 measured 149-159 -> 177-184.
+        const int64_t n_tasks = S * head_runs * row_runs;
+        if (!chunked && sh.n_t == 1 && !g.stream_states && n_tasks == use) pool_.run_pinned(use, task);
+        else pool_.run(n_tasks, use, task);
     }
 
 protected:

@@ -33,7 +33,18 @@ public:
         run(n_tasks, use, [](void* c, int64_t t, int th) { (*static_cast<F*>(c))(t, th); }, &f);
     }
 
+    // Runs task i on thread i, for i in [0, min(use, size())): the same data on the same core
+    // call after call, so a working set that fits the per-core caches stays there (decode: a
+    // thread's share of the states). The price: a descheduled thread holds up the op.
+    void run_pinned(int use, task_fn fn, void* ctx);
+
+    template <typename F>
+    void run_pinned(int use, F& f) {
+        run_pinned(use, [](void* c, int64_t t, int th) { (*static_cast<F*>(c))(t, th); }, &f);
+    }
+
 private:
+    void dispatch(int64_t n_tasks, int use, bool pinned, task_fn fn, void* ctx);
     void worker(int index);
     void work(int thread);
 
@@ -46,6 +57,7 @@ private:
     void* ctx_ = nullptr;
     int64_t n_tasks_ = 0;
     int use_ = 1;
+    bool pinned_ = false;   // task = thread index, no claiming
     alignas(64) std::atomic<int64_t> next_{0};
     alignas(64) std::atomic<int> pending_{0};   // workers still inside the job
     alignas(64) std::atomic<uint64_t> generation_{0};
