@@ -6,7 +6,7 @@
 #
 # Uses BUILD_DIR/bin/test-ops when it is already there (a build carried from a machine without a
 # GPU; scripts/pack-gpu-carry.sh packs one into .probe/build.tgz, unpacked here), else configures
-# and builds it for sm_90. Then: ctest -L cuda, test-ops test and check on
+# and builds it for sm_90a. Then: ctest -L cuda, test-ops test and check on
 # the cuda backend (both scan paths), the .probe driver when carried, compute-sanitizer memcheck
 # and racecheck on a test subset, and test-ops perf. Logs go under $OUT (or ./gpu-check-out); the
 # last thing printed is a summary table, perf against the issue-5 targets included.
@@ -46,8 +46,8 @@ if [ ! -x "$TO" ] && [ -f .probe/build.tgz ]; then
     tar -xzf .probe/build.tgz && echo "unpacked .probe/build.tgz"
 fi
 if [ ! -x "$TO" ]; then
-    step "configure (sm_90)" build.log cmake -S . -B "$BUILD" -G Ninja -DSSMKIT_CUDA=ON -DSSMKIT_MODEL=OFF \
-        "-DCMAKE_CUDA_ARCHITECTURES=90-real;90-virtual" &&
+    step "configure (sm_90a)" build.log cmake -S . -B "$BUILD" -G Ninja -DSSMKIT_CUDA=ON -DSSMKIT_MODEL=OFF \
+        "-DCMAKE_CUDA_ARCHITECTURES=90a-real;90-virtual" &&
     step "build" build2.log cmake --build "$BUILD" -j "$(nproc)"
 fi
 
@@ -73,12 +73,16 @@ if [ -x "$TO" ]; then
     step "test (chunked, tile 64)" test-ssd64.log env SSMKIT_SSD_TILE=64 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     # ssd_prep with 16 heads per block (the test shapes are small, so the automatic choice is 2-4)
     step "test (chunked, prep 16 heads)" test-ssd-prep16.log env SSMKIT_SSD_PREP_HEADS=16 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    # The v9 walk (wgmma, opt-in) on every chunked case it takes (d_state 128), tiles 32 and 64
+    step "test (chunked, walk v9)" test-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "test (chunked, walk v9, tile 64)" test-ssd-v9-64.log env SSMKIT_SSD_WALK=v9 SSMKIT_SSD_TILE=64 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (decode v1)" test-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" test -b cuda -o SSM_SCAN -p 'n_seq_tokens=1,'
     GOLD=$(ls .golden/*/*/*.gguf 2>/dev/null)
     # Files first: -b takes every value up to the next option.
     if [ -n "$GOLD" ]; then
         step "check golden -b cuda" check.log "$TO" check $GOLD -b cuda
         step "check golden (chunked path)" check-ssd.log "$TO" check $GOLD -b cuda --scan-path chunked
+        step "check golden (chunked, walk v9)" check-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" check $GOLD -b cuda --scan-path chunked
     else skip "check golden" "no .golden/*/*/*.gguf carried"; fi
 else
     skip "test-ops" "not built"
@@ -98,6 +102,8 @@ if command -v compute-sanitizer > /dev/null && [ -x "$TO" ]; then
     # The chunked path forced onto the same subset: every scan through the walk kernel, K > 1 included.
     step "racecheck (chunked path)" racecheck-ssd.log compute-sanitizer --tool racecheck --error-exitcode 3 \
         "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    step "racecheck (chunked, walk v9)" racecheck-ssd-v9.log env SSMKIT_SSD_WALK=v9 compute-sanitizer --tool racecheck \
+        --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     if [ "${SANITIZE:-full}" != quick ]; then
         step "racecheck (chunked, tile 32)" racecheck-ssd32.log env SSMKIT_SSD_TILE=32 compute-sanitizer --tool racecheck \
             --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
@@ -126,6 +132,8 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
         -p 'ne_a=\[(515|4099),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf seq rows1" perf-var-seq-rows1.log env SSMKIT_CUDA_SEQ=rows1 "$TO" perf -b cuda --scan-path sequential \
         -p 'd_state=128,head_dim=64.*n_seq_tokens=512,n_seqs=1,' --seconds "${PERF_SECONDS:-0.3}"
+    step "perf SSD walk v9" perf-var-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" perf -b cuda -o SSM_SCAN \
+        -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD walk v6" perf-var-ssd-v6.log env SSMKIT_SSD_WALK=v6 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     # Every kernel launched plainly instead of with programmatic dependent launch (pdl.cuh).

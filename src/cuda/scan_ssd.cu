@@ -19,6 +19,7 @@
 #include "cuda/launch.h"
 #include "cuda/pdl.cuh"
 #include "cuda/ssd_device.cuh"
+#include "cuda/wgmma.cuh"
 
 #include <cuda.h>            // CUtensorMap (types only; the encoder comes through the runtime)
 #include <cuda_fp16.h>
@@ -32,6 +33,7 @@
 namespace {
 
 using namespace ssmkit::cuda::ssd;
+namespace wg = ssmkit::cuda::wg;
 
 // Four consecutive fp32 values of row tg of B (which = 0) or C (which = 1), group g, from
 // column n; zero past the sequence and past N.
@@ -77,7 +79,27 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g) {
         d[1] = __floats2half2_rn(v[u].z, v[u].w);
     }
     __syncthreads();
-    {   // the B/C tile for the walk: this shared-memory image, padding included (never read)
+    if (p.wg) {
+        // v9 walk: B^T ([n][t], the state update's A operand) then C ([t][n], C S_in's A operand),
+        // both K-major and swizzled (wgmma.cuh), in 16-byte pieces of 8 halves
+        unsigned char* dst = reinterpret_cast<unsigned char*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
+        for (int i = threadIdx.x; i < NS * (kL / 8); i += kPrepThreads) {   // B^T: row n, tokens 8 j..
+            const int n = i / (kL / 8), t = (i % (kL / 8)) * 8;
+            uint32_t w[4];
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const __half lo = sbc[(t + 2 * e) * ld + n], hi = sbc[(t + 2 * e + 1) * ld + n];
+                const __half2 h2 = __halves2half2(lo, hi);
+                w[e] = *reinterpret_cast<const uint32_t*>(&h2);
+            }
+            *reinterpret_cast<uint4*>(dst + wg::sw128_offset(n, t, NS)) = make_uint4(w[0], w[1], w[2], w[3]);
+        }
+        for (int i = threadIdx.x; i < kL * (NS / 8); i += kPrepThreads) {   // C: row t, columns 8 j..
+            const int t = i / (NS / 8), n = (i % (NS / 8)) * 8;
+            *reinterpret_cast<uint4*>(dst + NS * kL * 2 + wg::sw128_offset(t, n, kL)) =
+                *reinterpret_cast<const uint4*>(sbc + (kL + t) * ld + n);
+        }
+    } else {   // the B/C tile for the walk: this shared-memory image, padding included (never read)
         const uint4* src = reinterpret_cast<const uint4*>(sbc);
         uint4* dst = reinterpret_cast<uint4*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
         for (int i = threadIdx.x; i < int(bc_tile_halves<NS>() / 8); i += kPrepThreads) dst[i] = src[i];
@@ -249,6 +271,14 @@ int forced_prep_heads() {
     return v == 2 || v == 4 || v == 8 || v == 16 ? v : 0;
 }
 
+// Measurement knob: SSMKIT_SSD_WALK=v9 runs the wgmma walk (d_state 128, tiles of 32 and 64,
+// sm_90a code) instead of the mma.sync walk (v8). Correct (gpu-check tests it) but slower so far:
+// docs/perf-ssd-notes.md, sixth session.
+bool walk_v9() {
+    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_WALK", "v9");
+    return v;
+}
+
 int pick_pt(const ssmkit::scan_shape& sh) {
     const int64_t P = sh.head_dim;
     if (forced_tile() && P % 80 != 0) return forced_tile();
@@ -320,9 +350,26 @@ bool launch_ns(const ssd_params& p, int PT, cudaStream_t stream) {
 struct ssd_workspace {
     void* ptr = nullptr;
     size_t bytes = 0;
+    bool wgmma = false;   // the current device runs this build's sm_90a code (the v9 walk)
 };
 
-ssd_workspace* ssd_workspace_create() { return new ssd_workspace(); }
+namespace {
+// 1 in the sm_90a code, 0 in the portable PTX: tells which one the driver loaded for the device.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ const int ssd_arch_specific = 1;
+#else
+__device__ const int ssd_arch_specific = 0;
+#endif
+}  // namespace
+
+ssd_workspace* ssd_workspace_create() {
+    auto* ws = new ssd_workspace();
+    // Read once here, at backend creation (not stream-ordered, so never inside a captured call).
+    int v = 0;
+    if (cudaMemcpyFromSymbol(&v, ssd_arch_specific, sizeof v) == cudaSuccess) ws->wgmma = v == 1;
+    else (void)cudaGetLastError();
+    return ws;
+}
 
 void ssd_workspace_destroy(ssd_workspace* ws) {
     if (!ws) return;
@@ -398,6 +445,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.dc = reinterpret_cast<float*>(static_cast<unsigned char*>(ws->ptr) + w.bc);
     p.cb16 = reinterpret_cast<__half*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc);
     p.cb_pre = PT != 80 && !walk_v6();
+    p.wg = p.cb_pre && NS == 128 && ws->wgmma && walk_v9();
     // ssd_prep's blocks are latency-bound and the walk waits for the slowest: few heads per block
     // (short blocks) while the grid still fits one wave of two blocks per SM, else kPrepHeads.
     // Measured (H200, granite, us, 2 / 4 / 8 / 16 heads per block): 512 x 1 18.31 / 18.42 / 18.76 /

@@ -29,48 +29,73 @@
 // longer build C B^T blocks. Profiled on the H200 (granite 4096 x 1): 6204 -> 4362 issued
 // instructions per chunk and block; 134.7 -> 106.5 us. The v6 walk (CBPRE false) stays for tiles
 // of 80 (the C B^T tile and XT16 do not fit beside them) and behind SSMKIT_SSD_WALK=v6.
+//
+// WG (v9, opt-in: SSMKIT_SSD_WALK=v9; d_state 128, tiles of 32 and 64, sm_90a): C S_in and the
+// state update on wgmma, each warpgroup reading its operands from swizzled K-major tiles
+// (wgmma.cuh): ssd_prep writes B^T and C so, the walk writes S_in (stmatrix, transposed) and
+// the weighted x^T so. The y warps' C S_in runs asynchronously under their masked mma.sync part;
+// the state warps convert the next chunk's x under their update. Shared-memory wavefronts per
+// call -18% against v8 (ncu, granite 4096 x 1), but 4096 x 1 takes 99 us against v8's 94 (the
+// barrier stalls tripled: docs/perf-ssd-notes.md, sixth session), so v8 stays the default.
 #include "cuda/pdl.cuh"
 #include "cuda/ssd_device.cuh"
+#include "cuda/wgmma.cuh"
 
+#include <algorithm>
 #include <type_traits>
 
 namespace ssmkit::cuda::ssd {
 namespace {
 
-template <int NS, int PT_, bool CBPRE>
+constexpr size_t round1k(size_t b) { return (b + 1023) / 1024 * 1024; }
+
+template <int NS, int PT_, bool CBPRE, bool WG = false>
 struct pipe_layout {
     static constexpr int PT = PT_;
     static constexpr int ldbc = bc_ld<NS>();             // halves
     static constexpr int ldx = PT + 8;                   // halves
     static constexpr int ldm = kL + 8;                   // halves, rows of MS16
     static constexpr int srows = NS > kL ? NS : kL;      // S16 buffers double as kept-state x
-    static constexpr size_t bc_bytes = bc_tile_halves<NS>() * 2;
+    static constexpr int ldst = NS + 4;                  // fp32 [p][n] state staging in the S16 buffers
+    // WG: B^T then C, swizzled, no padding (ssd_prep writes them so); else the padded B/C rows
+    static constexpr size_t bc_bytes = WG ? size_t(2) * kL * NS * 2 : bc_tile_halves<NS>() * 2;
     static constexpr size_t cb_bytes = CBPRE ? cb_tile_halves() * 2 : 0;   // C B^T from ssd_prep
     static constexpr size_t xraw_bytes = size_t(kL) * PT * 4;
     static constexpr size_t dc_bytes = CBPRE ? dct::kFloats * 4 : 2ull * kL * 4;   // v6: cum, delta only
-    static constexpr size_t stage_bytes = bc_bytes + cb_bytes + xraw_bytes + dc_bytes;
+    // WG: stages start on 1024-byte boundaries (the swizzle pattern is taken from address bits)
+    static constexpr size_t stage_bytes_raw = bc_bytes + cb_bytes + xraw_bytes + dc_bytes;
+    static constexpr size_t stage_bytes = WG ? round1k(stage_bytes_raw) : stage_bytes_raw;
     static constexpr size_t x16_bytes = size_t(kL) * ldx * 2;
     static constexpr size_t ms_bytes = size_t(kL) * ldm * 2;
+    // WG: XS^T, x weighted for the state update as [p][t] swizzled (the B operand of its wgmma)
+    static constexpr size_t xst_bytes = WG ? size_t(PT) * kL * 2 : 0;
     // X16, XS16 and a third buffer of one chunk: MS16 (masked C B^T), or with CBPRE XT16 (x
-    // weighted by delta and the decay to the end of its 16-token block)
-    static constexpr size_t parity_bytes = 2 * x16_bytes + (CBPRE ? x16_bytes : ms_bytes);
-    static constexpr size_t s16_bytes = size_t(srows) * ldx * 2;
+    // weighted by delta and the decay to the end of its 16-token block); WG: XS^T, X16, XT16
+    static constexpr size_t parity_bytes =
+        WG ? round1k(xst_bytes + 2 * x16_bytes) : 2 * x16_bytes + (CBPRE ? x16_bytes : ms_bytes);
+    // WG: S16 is S_in as [p][n] swizzled (C S_in's B operand); the two buffers also hold the
+    // fp32 staging of the state and the kept-state x^T
+    static constexpr size_t s16_bytes =
+        WG ? round1k(std::max(size_t(PT) * NS * 2, (size_t(PT) * ldst * 4 + 1) / 2)) : size_t(srows) * ldx * 2;
     static constexpr size_t fixed = 2 * parity_bytes + 2 * s16_bytes + 64;   // + mbarriers
+    static constexpr size_t align_slack = WG ? 1024 : 0;                     // the base rounded up to 1024
     // three stages when they fit (tiles of 32), else two (tiles of 64 and 80)
-    static constexpr int stages = (3 * stage_bytes + fixed <= 227 * 1024) ? 3 : 2;
-    static constexpr size_t total = stages * stage_bytes + fixed;
-    static constexpr int ldst = NS + 4;                  // fp32 [p][n] state staging in the S16 buffers
+    static constexpr int stages = (3 * stage_bytes + fixed + align_slack <= 227 * 1024) ? 3 : 2;
+    static constexpr size_t total = stages * stage_bytes + fixed + align_slack;
     static_assert(size_t(PT) * ldst * 4 <= 2 * s16_bytes, "state staging must fit the S16 buffers");
     static_assert(total <= 227 * 1024, "shared memory");
     static_assert(stage_bytes % 128 == 0 && bc_bytes % 128 == 0 && cb_bytes % 128 == 0 && parity_bytes % 128 == 0 &&
                       s16_bytes % 128 == 0,
                   "TMA and ldmatrix alignment");
+    static_assert(!WG || (NS == 128 && CBPRE && (PT == 32 || PT == 64)), "v9 walk: d_state 128, tiles of 32 or 64");
 };
 
-template <int NS, int PT, bool CBPRE>
+template <int NS, int PT, bool CBPRE, bool WG>
 __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_constant__ ssd_params p) {
-    using LY = pipe_layout<NS, PT, CBPRE>;
-    extern __shared__ __align__(128) unsigned char smem[];
+    using LY = pipe_layout<NS, PT, CBPRE, WG>;
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    // WG: the swizzled tiles need 1024-byte alignment (LY::align_slack bytes are allocated for it)
+    unsigned char* const smem = WG ? smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u) : smem_raw;
     constexpr int ldbc = LY::ldbc, ldx = LY::ldx, ldm = LY::ldm, kStages = LY::stages;
     constexpr int PH = PT / 2;       // columns of a y warp / state unit
     constexpr int NJH = PH / 8;      // n8 tiles in PH
@@ -85,7 +110,9 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     const int p0 = pt * PT;
     const int pvalid = min(PT, p.P - p0);
     const int g = h / (p.H / p.G);
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    // the warp index through a shuffle: visibly uniform, so ptxas keeps the wgmma of the warp
+    // roles (is_state branches) asynchronous instead of serializing them
+    const int warp = __shfl_sync(0xffffffffu, int(threadIdx.x >> 5), 0), lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
     const bool is_state = warp >= 8;
     const int sw = warp - 8;
@@ -93,14 +120,19 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
 
     auto stage = [&](int c) { return smem + (c % kStages) * LY::stage_bytes; };
     unsigned char* par = smem + kStages * LY::stage_bytes;
-    auto X16 = [&](int c) { return reinterpret_cast<__half*>(par + (c & 1) * LY::parity_bytes); };
-    auto XS16 = [&](int c) { return X16(c) + kL * ldx; };      // decay-weighted x (state update)
+    // WG: XS^T (swizzled [p][t]) first in each parity buffer, then X16 and XT16 as in v8
+    auto XST = [&](int c) { return par + (c & 1) * LY::parity_bytes; };
+    auto X16 = [&](int c) { return reinterpret_cast<__half*>(par + (c & 1) * LY::parity_bytes + LY::xst_bytes); };
+    auto XS16 = [&](int c) { return X16(c) + kL * ldx; };      // decay-weighted x (state update; !WG)
     auto MS16 = [&](int c) { return XS16(c) + kL * ldx; };     // decay-masked C B^T (!CBPRE)
-    auto XT16 = MS16;                                           // block-weighted x (CBPRE)
-    __half* S16base = reinterpret_cast<__half*>(par + 2 * LY::parity_bytes);
-    auto S16 = [&](int c) { return S16base + (c & 1) * LY::srows * ldx; };
+    auto XT16 = [&](int c) { return WG ? X16(c) + kL * ldx : MS16(c); };   // block-weighted x (CBPRE)
+    unsigned char* const S16bytes = par + 2 * LY::parity_bytes;
+    __half* S16base = reinterpret_cast<__half*>(S16bytes);
+    auto S16 = [&](int c) {
+        return reinterpret_cast<__half*>(S16bytes + (c & 1) * (WG ? LY::s16_bytes : size_t(LY::srows) * ldx * 2));
+    };
     float* stg = reinterpret_cast<float*>(S16base);
-    uint64_t* bars = reinterpret_cast<uint64_t*>(S16base + 2 * LY::srows * ldx);
+    uint64_t* bars = reinterpret_cast<uint64_t*>(S16bytes + 2 * LY::s16_bytes);
 
     const float* xq = p.x + (long long)h * p.x_h + (long long)q * p.x_q + p0;
     const __half* bcq = p.bc16 + ((size_t)q * p.G + g) * p.nch * bc_tile_halves<NS>();
@@ -192,17 +224,34 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         }
     __syncthreads();   // staging reads done before S16(0) overwrites it
     auto store_s16 = [&](__half* dst) {
+        if constexpr (WG) {
+            // [p][n] swizzled: the warp's 16 rows n x PT columns p as 8x8 blocks stored transposed,
+            // four per stmatrix: (n8 tile jt, rows +0 / +8) and (jt + 1, +0 / +8)
+            float* Sf = &S[0][0][0];
+            const int m = lane >> 3, rr = lane & 7;
+            // this lane's row: p = 8 (jt + m / 2) + rr, n = 16 sw + 8 (m % 2), the piece n / 8
+            unsigned char* const row0 =
+                reinterpret_cast<unsigned char*>(dst) + wg::sw128_offset(8 * (m >> 1) + rr, 16 * sw + 8 * (m & 1), PT);
 #pragma unroll
-        for (int u = 0; u < UPW; ++u)
+            for (int jt = 0; jt < PT / 8; jt += 2) {
+                stsm_x4_t(row0 + jt * 8 * 128,
+                          pack_half2(Sf[4 * jt], Sf[4 * jt + 1]), pack_half2(Sf[4 * jt + 2], Sf[4 * jt + 3]),
+                          pack_half2(Sf[4 * jt + 4], Sf[4 * jt + 5]), pack_half2(Sf[4 * jt + 6], Sf[4 * jt + 7]));
+            }
+            wg::fence_smem_for_async();   // read by the next chunk's wgmma after the barrier
+        } else {
 #pragma unroll
-            for (int j = 0; j < NJH; ++j)
+            for (int u = 0; u < UPW; ++u)
 #pragma unroll
-                for (int hh = 0; hh < 2; ++hh) {
-                    const int n = u_mt(u) * 16 + gr + hh * 8;
-                    const int pp = u_ph(u) * PH + j * 8 + 2 * qd;
-                    *reinterpret_cast<__half2*>(dst + n * ldx + pp) =
-                        __floats2half2_rn(S[u][j][2 * hh], S[u][j][2 * hh + 1]);
-                }
+                for (int j = 0; j < NJH; ++j)
+#pragma unroll
+                    for (int hh = 0; hh < 2; ++hh) {
+                        const int n = u_mt(u) * 16 + gr + hh * 8;
+                        const int pp = u_ph(u) * PH + j * 8 + 2 * qd;
+                        *reinterpret_cast<__half2*>(dst + n * ldx + pp) =
+                            __floats2half2_rn(S[u][j][2 * hh], S[u][j][2 * hh + 1]);
+                    }
+        }
     };
     if (state_active) store_s16(S16(0));
 
@@ -237,7 +286,49 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                 }
             }
         };
-        if constexpr (CBPRE && (kThreads / 2) % Q == 0 && kL % (kThreads / 2 / Q) == 0) {
+        if constexpr (WG) {
+            if (p.x_vec && nt == kL && pvalid == PT) {
+                // Split by output: the y warps write X16 and XT16 (read by their mma.sync next
+                // chunk), the state warps XS^T (read by their wgmma), each loading x itself.
+                constexpr int NT = kThreads / 2;
+                if (!is_state) {
+                    static_assert((kL * Q) % NT == 0, "whole rounds");
+#pragma unroll
+                    for (int u = 0; u < kL * Q / NT; ++u) {
+                        const int i = threadIdx.x + u * NT;
+                        const int t = i / Q, k = (i % Q) * 4;
+                        const float4 v = *reinterpret_cast<const float4*>(xr + t * PT + k);
+                        *reinterpret_cast<uint2*>(X + t * ldx + k) = make_uint2(pack_half2(v.x, v.y), pack_half2(v.z, v.w));
+                        if (t < kL - 16) {
+                            const float a = cum[dct::kWt + t];
+                            *reinterpret_cast<uint2*>(XT16(c) + t * ldx + k) =
+                                make_uint2(pack_half2(v.x * a, v.y * a), pack_half2(v.z * a, v.w * a));
+                        }
+                    }
+                    return;
+                }
+                // state warps: two tokens of one 4-column piece per item, so XS^T gets (t, t+1)
+                // pairs: 4-byte stores
+                constexpr int PAIRS = kL / 2 * Q;
+                static_assert(PAIRS % NT == 0, "whole rounds");
+                unsigned char* xs = XST(c);
+#pragma unroll
+                for (int u = 0; u < PAIRS / NT; ++u) {
+                    const int i = threadIdx.x - NT + u * NT;
+                    const int t = 2 * (i / Q), k = (i % Q) * 4;
+                    const float4 v0 = *reinterpret_cast<const float4*>(xr + t * PT + k);
+                    const float4 v1 = *reinterpret_cast<const float4*>(xr + (t + 1) * PT + k);
+                    const float w0 = cum[dct::kWs + t], w1 = cum[dct::kWs + t + 1];
+                    *reinterpret_cast<uint32_t*>(xs + wg::sw128_offset_k64(k, t)) = pack_half2(v0.x * w0, v1.x * w1);
+                    *reinterpret_cast<uint32_t*>(xs + wg::sw128_offset_k64(k + 1, t)) = pack_half2(v0.y * w0, v1.y * w1);
+                    *reinterpret_cast<uint32_t*>(xs + wg::sw128_offset_k64(k + 2, t)) = pack_half2(v0.z * w0, v1.z * w1);
+                    *reinterpret_cast<uint32_t*>(xs + wg::sw128_offset_k64(k + 3, t)) = pack_half2(v0.w * w0, v1.w * w1);
+                }
+                wg::fence_smem_for_async();   // XS^T is read by wgmma after the barrier
+                return;
+            }
+        }
+        if constexpr (!WG && CBPRE && (kThreads / 2) % Q == 0 && kL % (kThreads / 2 / Q) == 0) {
             if (p.x_vec && nt == kL && pvalid == PT) {
                 // The state warps have about half the y warps' instructions per chunk (ncu, granite
                 // 4096 x 1: 105 vs 209 per warp), so they convert alone and the y warps go on.
@@ -268,7 +359,15 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             pa.x = *reinterpret_cast<uint32_t*>(&a0); pa.y = *reinterpret_cast<uint32_t*>(&a1);
             pb.x = *reinterpret_cast<uint32_t*>(&b0); pb.y = *reinterpret_cast<uint32_t*>(&b1);
             *reinterpret_cast<uint2*>(X + t * ldx + k) = pa;
-            *reinterpret_cast<uint2*>(XS + t * ldx + k) = pb;
+            if constexpr (WG) {
+                unsigned char* xs = XST(c);
+                const float wv[4] = {v.x * w, v.y * w, v.z * w, v.w * w};
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    *reinterpret_cast<__half*>(xs + wg::sw128_offset_k64(k + e, t)) = __float2half_rn(wv[e]);
+            } else {
+                *reinterpret_cast<uint2*>(XS + t * ldx + k) = pb;
+            }
             if constexpr (CBPRE) {
                 // only blocks 0-2 are read (off-diagonal blocks of later row groups)
                 if (t < kL - 16) {
@@ -282,6 +381,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             // the kept-state path reads raw x from the stage; give it what plain loads saw
             if (!p.x_vec && p.K > 1) *reinterpret_cast<float4*>(xr + t * PT + k) = v;
         }
+        if constexpr (WG) wg::fence_smem_for_async();
     };
 
     // One 16x16 block (0..9, on and below the diagonal) of chunk c's
@@ -316,7 +416,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     // exp(cum_t) C S_in + M x. Warp w runs on scheduler w % 4: the heaviest row group shares a
     // scheduler with the lightest.
     const int yph = warp >> 2;
-    const int yrg = yph ? 3 - (warp & 3) : (warp & 3);
+    // WG: warp w of a warpgroup holds rows 16 w of its wgmma accumulator
+    const int yrg = (yph && !WG) ? 3 - (warp & 3) : (warp & 3);
     // y of this lane's first row (token 16 yrg + gr of chunk 0) and the step between tokens
     float* const ybase = p.out + (size_t)p.P * (h + (size_t)p.H * (yrg * 16 + gr + (size_t)p.T * q)) + p0 + yph * (PT / 2) + 2 * (lane & 3);
     const size_t ystep = (size_t)p.P * p.H;
@@ -330,7 +431,19 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
 #pragma unroll
         for (int j = 0; j < NJH; ++j) y[j][0] = y[j][1] = y[j][2] = y[j][3] = 0.f;
         const __half* Sin = S16(c) + yph * PH;
-        if constexpr (CBPRE) {
+        if constexpr (WG) {
+            // C S_in on the warpgroup (rows 0-63, this group's PH columns), asynchronous: the
+            // masked part below runs on mma.sync meanwhile, and y is read only after the wait
+            float(&yf)[PH / 2] = *reinterpret_cast<float(*)[PH / 2]>(&y[0][0]);
+            const uint64_t da = wg::sw128_desc(smem_u32(stage(c) + size_t(NS) * kL * 2));
+            const uint64_t db = wg::sw128_desc(smem_u32(S16(c))) + (yph ? wg::sw128_step(PT, PH, 0) : 0);
+            wg::pin(yf);   // every write of the accumulators before the fence (else ptxas serializes)
+            wg::fence();
+#pragma unroll
+            for (int ks = 0; ks < NS / 16; ++ks)
+                wg::mma_m64<PH>(yf, da + wg::sw128_step(kL, 0, 16 * ks), db + wg::sw128_step(PT, 0, 16 * ks), ks > 0);
+            wg::commit();
+        } else if constexpr (CBPRE) {
             // C S_in heads each chunk's critical path: the fragments of a group of k-steps are
             // loaded before its mma (ldmatrix latency paid once per group), and even and odd
             // k-steps accumulate separately (two dependent chains of half the length).
@@ -369,8 +482,10 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         }
         const float e0 = CBPRE ? cum[dct::kRowE + r0 + gr] : __expf(cum[r0 + gr]);
         const float e1 = CBPRE ? cum[dct::kRowE + r0 + gr + 8] : __expf(cum[r0 + gr + 8]);
+        if constexpr (!CBPRE) {
 #pragma unroll
-        for (int j = 0; j < NJH; ++j) { y[j][0] *= e0; y[j][1] *= e0; y[j][2] *= e1; y[j][3] *= e1; }
+            for (int j = 0; j < NJH; ++j) { y[j][0] *= e0; y[j][1] *= e0; y[j][2] *= e1; y[j][3] *= e1; }
+        }
         const __half* X = X16(c) + yph * PH;
         if constexpr (!CBPRE) {
             const __half* M = MS16(c);
@@ -394,10 +509,12 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             // rows of ssd_prep (fp32 products, one rounding to fp16).
             const __half* CB = CB16(c);
             const float* F = cum;
-            if (yrg > 0) {
-                float o[NJH][4];
+            // y = exp(cum_t) C S_in + g_t o + d, combined once C S_in is there
+            float o[NJH][4];
 #pragma unroll
-                for (int j = 0; j < NJH; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+            for (int j = 0; j < NJH; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+            float g0 = 0.f, g1 = 0.f;
+            if (yrg > 0) {
                 const __half* XT = XT16(c) + yph * PH;
 #pragma unroll
                 for (int jb = 0; jb < 3; ++jb) {
@@ -415,12 +532,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                         for (int j = 0; j < NJH; ++j) mma16816(o[j], a, b[j][0], b[j][1]);
                     }
                 }
-                const float g0 = F[dct::kRowF + r0 + gr], g1 = F[dct::kRowF + r0 + gr + 8];
-#pragma unroll
-                for (int j = 0; j < NJH; ++j) {
-                    y[j][0] += g0 * o[j][0]; y[j][1] += g0 * o[j][1];
-                    y[j][2] += g1 * o[j][2]; y[j][3] += g1 * o[j][3];
-                }
+                g0 = F[dct::kRowF + r0 + gr];
+                g1 = F[dct::kRowF + r0 + gr + 8];
             }
             // diagonal block in the m16n8k16 A layout: a0 = (ta, s0..s0+1), a1 = (tb, s0..),
             // a2 = (ta, s0+8..) (above the diagonal: zero), a3 = (tb, s0+8..)
@@ -447,10 +560,17 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                 d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.f;
                 mma16816(d[j], a, b[j][0], b[j][1]);
             }
+            if constexpr (WG) {
+                wg::wait<0>();
+                wg::pin(*reinterpret_cast<float(*)[PH / 2]>(&y[0][0]));
+            }
 #pragma unroll
-            for (int j = 0; j < NJH; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) y[j][e] += d[j][e];
+            for (int j = 0; j < NJH; ++j) {
+                y[j][0] = e0 * y[j][0] + g0 * o[j][0] + d[j][0];
+                y[j][1] = e0 * y[j][1] + g0 * o[j][1] + d[j][1];
+                y[j][2] = e1 * y[j][2] + g1 * o[j][2] + d[j][2];
+                y[j][3] = e1 * y[j][3] + g1 * o[j][3] + d[j][3];
+            }
         }
         if (p.y_vec && pvalid == PT && nt == kL) {   // whole tile inside y: no bounds checks
             float* const yrow0 = ybase + unsigned(c) * ychunk;
@@ -482,6 +602,32 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     };
 
     // state warps: S = exp(cum_last) S + B^T XS for chunk c; S as fp16 for chunk c+1's C S_in.
+    // WG: the update as four wgmma steps on the warpgroup's 64 rows of S (issued here; the
+    // state warps convert the next chunk's x meanwhile, then state_finish waits and stores S16)
+    const int wrow = 64 * (sw >> 2);
+    auto state_issue = [&](int c) {
+      if constexpr (WG) {
+        const float el = cum_of(c)[dct::kEl];
+        float(&Sf)[PT / 2] = *reinterpret_cast<float(*)[PT / 2]>(&S[0][0][0]);
+#pragma unroll
+        for (int i = 0; i < PT / 2; ++i) Sf[i] *= el;
+        const uint64_t da = wg::sw128_desc(smem_u32(stage(c))) + (wrow ? wg::sw128_step(NS, 64, 0) : 0);
+        const uint64_t db = wg::sw128_desc(smem_u32(XST(c)));
+        wg::pin(Sf);
+        wg::fence();
+#pragma unroll
+        for (int kk = 0; kk < kL / 16; ++kk)
+            wg::mma_m64<PT>(Sf, da + wg::sw128_step(NS, 0, 16 * kk), db + wg::sw128_step(PT, 0, 16 * kk), true);
+        wg::commit();
+      }
+    };
+    auto state_finish = [&](int c) {
+      if constexpr (WG) {
+        wg::wait<0>();
+        wg::pin(*reinterpret_cast<float(*)[PT / 2]>(&S[0][0][0]));
+        if (c + 1 < p.nch) store_s16(S16(c + 1));
+      }
+    };
     auto chunk_state = [&](int c) {
         const __half* Bc = B16(c);
         const float el = CBPRE ? cum_of(c)[dct::kEl] : __expf(cum_of(c)[kL - 1]);
@@ -547,10 +693,42 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                 const float2 v = (t < nt && kx < pvalid) ? *reinterpret_cast<const float2*>(xr + t * PT + kx)
                                                          : make_float2(0.f, 0.f);
                 const float w = t <= e ? delta[t] * __expf(ce - cum[t]) : 0.f;
-                *reinterpret_cast<__half2*>(KX + t * ldx + kx) = __floats2half2_rn(v.x * w, v.y * w);
+                if constexpr (WG) {   // x^T swizzled, as XS^T
+                    unsigned char* kx8 = reinterpret_cast<unsigned char*>(KX);
+                    *reinterpret_cast<__half*>(kx8 + wg::sw128_offset_k64(kx, t)) = __float2half_rn(v.x * w);
+                    *reinterpret_cast<__half*>(kx8 + wg::sw128_offset_k64(kx + 1, t)) = __float2half_rn(v.y * w);
+                } else {
+                    *reinterpret_cast<__half2*>(KX + t * ldx + kx) = __floats2half2_rn(v.x * w, v.y * w);
+                }
             }
+            if constexpr (WG) wg::fence_smem_for_async();
             __syncthreads();
-            if (state_active) {
+            if constexpr (WG) {
+                if (is_state) {
+                    const float ee = __expf(ce);
+                    float* blk = p.out + ysz + (size_t)k * ssz + slab;
+                    float acc[PT / 2];
+#pragma unroll
+                    for (int i = 0; i < PT / 2; ++i) acc[i] = 0.f;
+                    const uint64_t da = wg::sw128_desc(smem_u32(stage(c))) + (wrow ? wg::sw128_step(NS, 64, 0) : 0);
+                    const uint64_t db = wg::sw128_desc(smem_u32(KX));
+                    wg::pin(acc);
+                    wg::fence();
+#pragma unroll
+                    for (int kk = 0; kk < kL / 16; ++kk)
+                        wg::mma_m64<PT>(acc, da + wg::sw128_step(NS, 0, 16 * kk), db + wg::sw128_step(PT, 0, 16 * kk), kk > 0);
+                    wg::commit();
+                    wg::wait<0>();
+                    wg::pin(acc);
+                    const float* Sf = &S[0][0][0];
+#pragma unroll
+                    for (int i = 0; i < PT / 2; ++i) {
+                        const int jt = i >> 2, r = i & 3;
+                        const int n = 16 * sw + gr + (r >> 1) * 8, pp = 8 * jt + 2 * qd + (r & 1);
+                        if (n < p.N && pp < pvalid) blk[n + (size_t)p.N * pp] = ee * Sf[i] + acc[i];
+                    }
+                }
+            } else if (state_active) {
                 const float ee = __expf(ce);
                 float* blk = p.out + ysz + (size_t)k * ssz + slab;
 #pragma unroll
@@ -598,6 +776,27 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         if (kStages >= 3) issue(c + 2);   // into the slot of chunk c-1, free since the last barrier
         const bool ahead = c + 1 < p.nch;
         chunk_kept(c);
+        if constexpr (WG) {
+            // each role's wgmma issue and wait in one branch (ptxas serializes them otherwise);
+            // the state warps convert the next chunk's x while their update runs
+            if (!is_state) {
+                chunk_y(c);
+                if (ahead) {
+                    wait_stage(c + 1);
+                    convert_x(c + 1);
+                }
+            } else {
+                state_issue(c);
+                if (ahead) {
+                    wait_stage(c + 1);
+                    convert_x(c + 1);
+                }
+                state_finish(c);
+            }
+            __syncthreads();
+            if (kStages == 2) issue(c + 2);
+            continue;
+        }
         if (!is_state) chunk_y(c);
         else if (state_active) chunk_state(c);
         if (ahead) {
@@ -645,14 +844,14 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     }
 }
 
-template <int NS, int PT, bool CBPRE>
+template <int NS, int PT, bool CBPRE, bool WG = false>
 bool launch_variant(const ssd_params& p, cudaStream_t stream) {
-    using LY = pipe_layout<NS, PT, CBPRE>;
+    using LY = pipe_layout<NS, PT, CBPRE, WG>;
     static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_main_pipe<NS, PT, CBPRE>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
+        if (cudaFuncSetAttribute(ssd_main_pipe<NS, PT, CBPRE, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
             cudaSuccess)
             return false;
         if (dev < 64) prepared |= 1ull << dev;
@@ -668,7 +867,7 @@ bool launch_variant(const ssd_params& p, cudaStream_t stream) {
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS, PT, CBPRE>, p) != cudaSuccess) {
+    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS, PT, CBPRE, WG>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
@@ -680,6 +879,10 @@ bool launch_ns(const ssd_params& p, cudaStream_t stream) {
     if constexpr (PT == 80) {   // C B^T tile + XT16 do not fit next to tiles of 80
         return !p.cb_pre && launch_variant<NS, PT, false>(p, stream);
     } else {
+        if constexpr (NS == 128) {
+            if (p.wg) return p.cb_pre && launch_variant<NS, PT, true, true>(p, stream);
+        }
+        if (p.wg) return false;   // ssd_prep wrote the v9 tiles: only the v9 walk reads them
         return p.cb_pre ? launch_variant<NS, PT, true>(p, stream) : launch_variant<NS, PT, false>(p, stream);
     }
 }

@@ -59,6 +59,7 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     bool so_vec;    // output state rows can be written as float4 (y's size can leave them unaligned)
     bool y_vec;     // y rows can be written as float2
     int prep_heads; // heads per ssd_prep block
+    bool wg;        // v9 walk (wgmma, sm_90a): ssd_prep writes the B^T and C tiles swizzled (wgmma.cuh)
 };
 
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(expf(v)); }
@@ -78,6 +79,18 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t& r0, uint32_t& r1, uint32_t& 
 __device__ __forceinline__ void ldsm_x2_t(uint32_t& r0, uint32_t& r1, const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
                  : "=r"(r0), "=r"(r1) : "r"(smem_u32(p)));
+}
+
+// Four 8x8 fp16 blocks stored transposed: register r_m of lane i holds row i/4, columns
+// 2 (i%4) (+1) of block m; lane i gives the address of row i%8 of block i/8 of the destination.
+__device__ __forceinline__ void stsm_x4_t(const void* p, uint32_t r0, uint32_t r1, uint32_t r2, uint32_t r3) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(smem_u32(p)), "r"(r0),
+                 "r"(r1), "r"(r2), "r"(r3)
+                 : "memory");
+}
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&h);
 }
 
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {

@@ -138,6 +138,13 @@ std::vector<op_case> test_catalog() {
         k.n_keep = 4;  // more kept states than tokens
         k.fused_xbc = true;
         out.push_back({k});
+        // d_state padded to 128 and head_dim tiles cut short in the chunked walks (both of them),
+        // the last of three chunks partial, two groups, kept states inside it
+        scan_case w = scan(100, 40, 6, 2, 150, 2);
+        w.n_keep = 3;
+        w.n_slots = 5;
+        w.init = init_kind::model_like;
+        out.push_back({w});
         // y's size (135 floats) leaves the state blocks after it off 16-byte alignment.
         scan_case u = scan(16, 3, 5, 1, 9, 1);
         u.n_keep = 2;
