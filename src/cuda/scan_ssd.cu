@@ -56,12 +56,13 @@ __device__ __forceinline__ float4 load_bc4(const ssd_params& p, int q, int g, in
 // group), and C B^T from those fp16 operands (so the walk's products see the same values) with
 // fp32 accumulation, stored as fp16 without decay: computing it once here replaces 160 mma per
 // chunk in every walk block (48 per group for granite).
+// The chunk's B and C (group g) rounded to fp16 into sbc, rows padded to bc_ld (B rows then C
+// rows); the caller synchronizes before reading it.
 template <int NS>
-__device__ void prep_cb(const ssd_params& p, int c, int q, int g) {
+__device__ __forceinline__ void load_bc_tile(const ssd_params& p, int c, int q, int g, __half* sbc) {
     constexpr int ld = bc_ld<NS>();
     constexpr int kPerThread = 2 * kL * (NS / 4) / kPrepThreads;
     static_assert(kPerThread >= 1, "d_state >= 32");
-    __shared__ __align__(16) __half sbc[2 * kL * ld];
     const int t0 = c * kL;
     float4 v[kPerThread];
 #pragma unroll
@@ -78,27 +79,39 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g) {
         d[0] = __floats2half2_rn(v[u].x, v[u].y);
         d[1] = __floats2half2_rn(v[u].z, v[u].w);
     }
+}
+
+// The v9/v10 walks' B/C tile from sbc: B^T ([n][t], the state update's A operand) then C ([t][n],
+// C S_in's A operand), both K-major and swizzled (wgmma.cuh), in 16-byte pieces of 8 halves.
+template <int NS>
+__device__ void write_bc_swizzled(const ssd_params& p, int c, int q, int g, const __half* sbc) {
+    constexpr int ld = bc_ld<NS>();
+    unsigned char* dst = reinterpret_cast<unsigned char*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
+    for (int i = threadIdx.x; i < NS * (kL / 8); i += kPrepThreads) {   // B^T: row n, tokens 8 j..
+        const int n = i / (kL / 8), t = (i % (kL / 8)) * 8;
+        uint32_t w[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const __half lo = sbc[(t + 2 * e) * ld + n], hi = sbc[(t + 2 * e + 1) * ld + n];
+            const __half2 h2 = __halves2half2(lo, hi);
+            w[e] = *reinterpret_cast<const uint32_t*>(&h2);
+        }
+        *reinterpret_cast<uint4*>(dst + wg::sw128_offset(n, t, NS)) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+    for (int i = threadIdx.x; i < kL * (NS / 8); i += kPrepThreads) {   // C: row t, columns 8 j..
+        const int t = i / (NS / 8), n = (i % (NS / 8)) * 8;
+        *reinterpret_cast<uint4*>(dst + NS * kL * 2 + wg::sw128_offset(t, n, kL)) =
+            *reinterpret_cast<const uint4*>(sbc + (kL + t) * ld + n);
+    }
+}
+
+template <int NS>
+__device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
+    constexpr int ld = bc_ld<NS>();
+    load_bc_tile<NS>(p, c, q, g, sbc);
     __syncthreads();
     if (p.wg) {
-        // v9 walk: B^T ([n][t], the state update's A operand) then C ([t][n], C S_in's A operand),
-        // both K-major and swizzled (wgmma.cuh), in 16-byte pieces of 8 halves
-        unsigned char* dst = reinterpret_cast<unsigned char*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
-        for (int i = threadIdx.x; i < NS * (kL / 8); i += kPrepThreads) {   // B^T: row n, tokens 8 j..
-            const int n = i / (kL / 8), t = (i % (kL / 8)) * 8;
-            uint32_t w[4];
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const __half lo = sbc[(t + 2 * e) * ld + n], hi = sbc[(t + 2 * e + 1) * ld + n];
-                const __half2 h2 = __halves2half2(lo, hi);
-                w[e] = *reinterpret_cast<const uint32_t*>(&h2);
-            }
-            *reinterpret_cast<uint4*>(dst + wg::sw128_offset(n, t, NS)) = make_uint4(w[0], w[1], w[2], w[3]);
-        }
-        for (int i = threadIdx.x; i < kL * (NS / 8); i += kPrepThreads) {   // C: row t, columns 8 j..
-            const int t = i / (NS / 8), n = (i % (NS / 8)) * 8;
-            *reinterpret_cast<uint4*>(dst + NS * kL * 2 + wg::sw128_offset(t, n, kL)) =
-                *reinterpret_cast<const uint4*>(sbc + (kL + t) * ld + n);
-        }
+        write_bc_swizzled<NS>(p, c, q, g, sbc);
     } else {   // the B/C tile for the walk: this shared-memory image, padding included (never read)
         const uint4* src = reinterpret_cast<const uint4*>(sbc);
         uint4* dst = reinterpret_cast<uint4*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
@@ -121,13 +134,130 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g) {
     }
 }
 
+// dt of heads [h0, h0 + nh) for the chunk's tokens into sdt[t][head - h0] (zero past T). dt is
+// [H, T, S]: a token's heads are contiguous, so the block reads its heads token by token (a warp
+// per head would touch a sector per token).
+__device__ __forceinline__ void load_dt(const ssd_params& p, int c, int q, int h0, int nh, float (*sdt)[kPrepHeads]) {
+    const int t0 = c * kL;
+    for (int i = threadIdx.x; i < kL * nh; i += kPrepThreads) {
+        const int hh = i % nh, t = i / nh;
+        const bool in = h0 + hh < p.H && t0 + t < p.T;
+        sdt[t][hh] = in ? __ldg(p.dt + (h0 + hh) + (long long)p.H * ((t0 + t) + (long long)p.T * q)) : 0.f;
+    }
+}
+
+// One warp per head (column hh of sdt): softplus(dt), the in-chunk inclusive cumulative sum of
+// dt*A (two tokens per lane), and, with tables, the decay factors of dct:: except the diagonal
+// rows; cum and delta also go to sdec[hh] for the block's later passes.
+__device__ __forceinline__ void head_tables(const ssd_params& p, int c, int q, int h, int hh, int lane,
+                                            float (*sdt)[kPrepHeads], float (*sdec)[2][kL], bool tables) {
+    const int t0 = c * kL;
+    const float A = __ldg(p.A + h * p.a_h);
+    const int ta = 2 * lane, tb = ta + 1;
+    const float da = t0 + ta < p.T ? softplus_f(sdt[ta][hh]) : 0.f;
+    const float db = t0 + tb < p.T ? softplus_f(sdt[tb][hh]) : 0.f;
+    const float aa = da * A, ab = db * A;
+    float sum = aa + ab;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const float v = __shfl_up_sync(0xffffffffu, sum, o);
+        if (lane >= o) sum += v;
+    }
+    const float excl = sum - (aa + ab);
+    const float ca = excl + aa, cb = excl + aa + ab;   // cum of tokens ta, tb
+    float* dst = p.dc + (((size_t)q * p.H + h) * p.nch + c) * dct::kFloats;
+    *reinterpret_cast<float2*>(dst + dct::kCum + 2 * lane) = make_float2(ca, cb);
+    *reinterpret_cast<float2*>(dst + dct::kDelta + 2 * lane) = make_float2(da, db);
+    if (!tables) return;   // the v6 walk reads cum and delta only
+    *reinterpret_cast<float2*>(&sdec[hh][0][2 * lane]) = make_float2(ca, cb);
+    *reinterpret_cast<float2*>(&sdec[hh][1][2 * lane]) = make_float2(da, db);
+    // cum at the chunk end, at the end of this lane's 16-token block and of the block before
+    const float cl = __shfl_sync(0xffffffffu, cb, 31);
+    const float cend = __shfl_sync(0xffffffffu, cb, lane | 7);
+    const float cprev = __shfl_sync(0xffffffffu, cb, lane >= 8 ? (lane & ~7) - 1 : 0);
+    const float bend = __shfl_sync(0xffffffffu, cb, 8 * (lane & 3) + 7);
+    const float bprev = __shfl_sync(0xffffffffu, cb, (lane & 3) ? 8 * (lane & 3) - 1 : 0);
+    *reinterpret_cast<float2*>(dst + dct::kWs + 2 * lane) = make_float2(da * __expf(cl - ca), db * __expf(cl - cb));
+    *reinterpret_cast<float2*>(dst + dct::kWt + 2 * lane) = make_float2(da * __expf(cend - ca), db * __expf(cend - cb));
+    *reinterpret_cast<float2*>(dst + dct::kRowE + 2 * lane) = make_float2(__expf(ca), __expf(cb));
+    *reinterpret_cast<float2*>(dst + dct::kRowF + 2 * lane) =
+        lane >= 8 ? make_float2(__expf(ca - cprev), __expf(cb - cprev)) : make_float2(0.f, 0.f);
+    if (lane < 4) dst[dct::kBlkF + lane] = lane ? __expf(bend - bprev) : 1.f;
+    if (lane == 0) dst[dct::kEl] = __expf(cl);
+}
+
+// v10 blocks, one per (chunk, sequence, part of a group's heads): each loads the group's B and C
+// (part 0 also writes the swizzled B^T/C tile), computes C B^T in fp32 (ten 16x16 blocks on and
+// below the diagonal, one per warp) and, for each of its heads, the masked product
+// M[t][s] = (C B^T)[t][s] exp(cum_t - cum_s) delta_s (s <= t) rounded once to fp16, as the
+// swizzled A operand of the walk's M x wgmma. The walk then needs no decay work for y at all.
+// Every part recomputes C B^T (one mma pass, L2-resident inputs) so no block waits for another.
+template <int NS>
+__device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, float (*sdt)[kPrepHeads],
+                        float (*sdec)[2][kL]) {
+    const int hpg = p.H / p.G;
+    const int hpb = min(p.prep_heads, hpg);
+    const int ppg = (hpg + hpb - 1) / hpb;
+    const int g = z / ppg, part = z % ppg;
+    const int h0 = g * hpg + part * hpb;
+    const int nh = min(hpb, hpg - part * hpb);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int gr = lane >> 2, qd = lane & 3;
+    constexpr int ld = bc_ld<NS>();
+    load_bc_tile<NS>(p, c, q, g, sbc);
+    load_dt(p, c, q, h0, nh, sdt);
+    __syncthreads();
+    if (part == 0) write_bc_swizzled<NS>(p, c, q, g, sbc);
+    if (warp < nh) head_tables(p, c, q, h0 + warp, warp, lane, sdt, sdec, true);
+    float acc[2][4];
+    int rg = 0, jj = 0;
+    if (warp < 10) {
+        cb_block_pos(warp, rg, jj);
+        cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
+    }
+    __syncthreads();   // sbc read; sdec written
+    constexpr int ldf = kL + 4;   // fp32 C B^T staged over sbc, [t][s]
+    static_assert(size_t(kL) * ldf * 4 <= size_t(2) * kL * ld * 2, "C B^T staging fits the B/C tile");
+    float* cbf = reinterpret_cast<float*>(sbc);
+    if (warp < 10) {
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const int col = jj * 16 + hf * 8 + 2 * qd, row = rg * 16 + gr;
+            *reinterpret_cast<float2*>(cbf + row * ldf + col) = make_float2(acc[hf][0], acc[hf][1]);
+            *reinterpret_cast<float2*>(cbf + (row + 8) * ldf + col) = make_float2(acc[hf][2], acc[hf][3]);
+        }
+    }
+    __syncthreads();
+    // item -> (head, row t, 8 columns s0..): one 16-byte piece of the swizzled tile; pieces above
+    // the diagonal are written as zeros (the wgmma reads the whole tile)
+    for (int i = threadIdx.x; i < nh * kL * 8; i += kPrepThreads) {
+        const int hh = i / (kL * 8), t = (i >> 3) % kL, s0 = (i & 7) * 8;
+        uint4 w = make_uint4(0u, 0u, 0u, 0u);
+        if (s0 <= t) {
+            const float* cum = sdec[hh][0];
+            const float* del = sdec[hh][1];
+            const float ct = cum[t];
+            float m[8];
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const int s = s0 + j;
+                m[j] = s <= t ? cbf[t * ldf + s] * __expf(ct - cum[s]) * del[s] : 0.f;
+            }
+            w = make_uint4(pack_half2(m[0], m[1]), pack_half2(m[2], m[3]), pack_half2(m[4], m[5]), pack_half2(m[6], m[7]));
+        }
+        unsigned char* dst = reinterpret_cast<unsigned char*>(p.mh16 + (((size_t)q * p.H + h0 + hh) * p.nch + c) * kMhHalves);
+        *reinterpret_cast<uint4*>(dst + wg::sw128_offset_k64(t, s0)) = w;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
-// ssd_prep: grid (chunk, sequence, part), kPrepThreads threads. With cb_pre, parts [0, G) are
-// the C B^T blocks (prep_cb: they also write the B/C tiles); without it (v6 walk, tiles of 80),
-// parts [0, bc_blocks) round B/C to fp16. The next prep_head_blocks(H, p.prep_heads) parts
-// compute, for p.prep_heads heads each, cum/delta (one warp per head, two tokens per lane) and
-// with cb_pre the decay tables. Each thread issues its loads before the first use: these blocks
-// are latency-bound, and the walk waits for the slowest.
+// ssd_prep: grid (chunk, sequence, part), kPrepThreads threads. With wm (v10), every part is a
+// prep_wm block. Otherwise: with cb_pre, parts [0, G) are the C B^T blocks (prep_cb: they also
+// write the B/C tiles); without it (v6 walk, tiles of 80), parts [0, bc_blocks) round B/C to
+// fp16. The next prep_head_blocks(H, p.prep_heads) parts compute, for p.prep_heads heads each,
+// cum/delta (one warp per head, two tokens per lane) and with cb_pre the decay tables. Each
+// thread issues its loads before the first use: these blocks are latency-bound, and the walk
+// waits for the slowest.
 // Measured (H200, granite): with 256 threads, separate B/C blocks, two heads per block and the
 // C B^T blocks last, 1728 blocks of 105 registers ran 6.5 waves of two blocks per SM at 4096 x 1
 // (ncu: 25 us, a fifth of the scan, all before the walk starts). Now 512 threads (64 registers)
@@ -138,11 +268,21 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__
     // After the previous kernel of the stream (pdl.cuh), then the walk may start its prologue
     // (initial state, first x copies), which overlaps this kernel.
     ssmkit::cuda::pdl_begin();
+    // one allocation for every block type (static shared memory is per kernel, not per branch)
+    __shared__ __align__(16) __half sbc[2 * kL * bc_ld<NS>()];
+    __shared__ float sdt[kL][kPrepHeads];        // raw dt: one 64-byte row of heads per token
+    __shared__ float sdec[kPrepHeads][2][kL];    // cum and delta of the block's heads
     const int c = blockIdx.x, q = blockIdx.y;
     const int t0 = c * kL;
+    if constexpr (NS == 128) {   // v10 handles d_state 128 only
+        if (p.wm) {
+            prep_wm<NS>(p, c, q, int(blockIdx.z), sbc, sdt, sdec);
+            return;
+        }
+    }
     const int ncb = prep_cb_blocks(p.G, p.cb_pre);
     if (int(blockIdx.z) < ncb) {
-        prep_cb<NS>(p, c, q, int(blockIdx.z));
+        prep_cb<NS>(p, c, q, int(blockIdx.z), sbc);
         return;
     }
     const int nbc = ncb + prep_bc_blocks(p.G, NS, p.cb_pre);
@@ -182,52 +322,10 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__
     const int hpb = p.prep_heads;
     const int h0 = (blockIdx.z - nbc) * hpb;
     const int h = h0 + warp;
-    __shared__ float sdt[kL][kPrepHeads];        // raw dt: one 32-byte row of heads per token
-    __shared__ float sdec[kPrepHeads][2][kL];    // cum and delta of the block's heads
-    // dt is [H, T, S]: a token's heads are contiguous, so the block reads its heads token by token
-    // (a warp per head would touch a sector per token)
-    for (int i = threadIdx.x; i < kL * hpb; i += kPrepThreads) {
-        const int hh = i % hpb, t = i / hpb;
-        const bool in = h0 + hh < p.H && t0 + t < p.T;
-        sdt[t][hh] = in ? __ldg(p.dt + (h0 + hh) + (long long)p.H * ((t0 + t) + (long long)p.T * q)) : 0.f;
-    }
+    load_dt(p, c, q, h0, hpb, sdt);
     __syncthreads();
     static_assert(kPrepHeads == kPrepThreads / 32, "a warp per head");
-    if (warp < hpb && h < p.H) {
-        const float A = __ldg(p.A + h * p.a_h);
-        const int ta = 2 * lane, tb = ta + 1;
-        const float da = t0 + ta < p.T ? softplus_f(sdt[ta][warp]) : 0.f;
-        const float db = t0 + tb < p.T ? softplus_f(sdt[tb][warp]) : 0.f;
-        const float aa = da * A, ab = db * A;
-        float sum = aa + ab;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const float v = __shfl_up_sync(0xffffffffu, sum, o);
-            if (lane >= o) sum += v;
-        }
-        const float excl = sum - (aa + ab);
-        const float ca = excl + aa, cb = excl + aa + ab;   // cum of tokens ta, tb
-        float* dst = p.dc + (((size_t)q * p.H + h) * p.nch + c) * dct::kFloats;
-        *reinterpret_cast<float2*>(dst + dct::kCum + 2 * lane) = make_float2(ca, cb);
-        *reinterpret_cast<float2*>(dst + dct::kDelta + 2 * lane) = make_float2(da, db);
-        if (p.cb_pre) {   // the v6 walk reads cum and delta only
-            *reinterpret_cast<float2*>(&sdec[warp][0][2 * lane]) = make_float2(ca, cb);
-            *reinterpret_cast<float2*>(&sdec[warp][1][2 * lane]) = make_float2(da, db);
-            // cum at the chunk end, at the end of this lane's 16-token block and of the block before
-            const float cl = __shfl_sync(0xffffffffu, cb, 31);
-            const float cend = __shfl_sync(0xffffffffu, cb, lane | 7);
-            const float cprev = __shfl_sync(0xffffffffu, cb, lane >= 8 ? (lane & ~7) - 1 : 0);
-            const float bend = __shfl_sync(0xffffffffu, cb, 8 * (lane & 3) + 7);
-            const float bprev = __shfl_sync(0xffffffffu, cb, (lane & 3) ? 8 * (lane & 3) - 1 : 0);
-            *reinterpret_cast<float2*>(dst + dct::kWs + 2 * lane) = make_float2(da * __expf(cl - ca), db * __expf(cl - cb));
-            *reinterpret_cast<float2*>(dst + dct::kWt + 2 * lane) = make_float2(da * __expf(cend - ca), db * __expf(cend - cb));
-            *reinterpret_cast<float2*>(dst + dct::kRowE + 2 * lane) = make_float2(__expf(ca), __expf(cb));
-            *reinterpret_cast<float2*>(dst + dct::kRowF + 2 * lane) =
-                lane >= 8 ? make_float2(__expf(ca - cprev), __expf(cb - cprev)) : make_float2(0.f, 0.f);
-            if (lane < 4) dst[dct::kBlkF + lane] = lane ? __expf(bend - bprev) : 1.f;
-            if (lane == 0) dst[dct::kEl] = __expf(cl);
-        }
-    }
+    if (warp < hpb && h < p.H) head_tables(p, c, q, h, warp, lane, sdt, sdec, p.cb_pre);
     if (!p.cb_pre) return;   // block-uniform
     __syncthreads();
     // Diagonal-block decay rows, spread over the whole block: item -> (head, row t, 8 columns).
@@ -279,6 +377,14 @@ bool walk_v9() {
     return v;
 }
 
+// Measurement knob: SSMKIT_SSD_WALK=v10 runs the v10 walk (v9's wgmma for C S_in and the state
+// update, plus y's masked part M x as one more wgmma chain on a per-head masked C B^T tile that
+// ssd_prep writes; same shapes as v9).
+bool walk_v10() {
+    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_WALK", "v10");
+    return v;
+}
+
 int pick_pt(const ssmkit::scan_shape& sh) {
     const int64_t P = sh.head_dim;
     if (forced_tile() && P % 80 != 0) return forced_tile();
@@ -320,22 +426,33 @@ bool encode_x_map(CUtensorMap* map, const ssmkit::scan_args& a, int PT) {
 size_t align256(size_t v) { return (v + 255) & ~size_t(255); }
 
 struct ws_parts {
-    size_t bc, dc, cb;
-    size_t total() const { return bc + dc + cb; }
+    size_t bc, dc, cb, mh;
+    size_t total() const { return bc + dc + cb + mh; }
 };
-ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS) {
+// mh (v10's per-head masked C B^T, 8 KB per head and chunk) only for the shapes v10 handles
+ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const size_t nch = size_t((sh.n_t + kL - 1) / kL);
+    const bool v10_shape = NS == 128 && (PT == 32 || PT == 64);
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
-            align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_tile_halves() * 2)};
+            align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_tile_halves() * 2),
+            v10_shape ? align256(size_t(sh.n_seqs) * sh.n_head * nch * kMhHalves * 2) : 0};
+}
+
+// ssd_prep's grid parts per (chunk, sequence): v10 blocks cover the heads of one group each
+int prep_parts(const ssd_params& p, int NS, int hpb) {
+    if (p.wm) {
+        const int hpg = p.H / p.G, b = std::min(hpb, hpg);
+        return p.G * ((hpg + b - 1) / b);
+    }
+    return prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, hpb);
 }
 
 // ssd_prep, then the walk (scan_ssd_pipe.cu), which waits on ssd_prep's outputs through
 // programmatic dependent launch. Capturable: no host synchronization, no allocation.
 template <int NS>
 bool launch_ns(const ssd_params& p, int PT, cudaStream_t stream) {
-    const dim3 pg(unsigned(p.nch), unsigned(p.S),
-                  unsigned(prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, p.prep_heads)));
+    const dim3 pg(unsigned(p.nch), unsigned(p.S), unsigned(prep_parts(p, NS, p.prep_heads)));
     cudaLaunchAttribute attr;
     const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), 0, stream, &attr);
     if (cudaLaunchKernelEx(&cfg, ssd_prep<NS>, p) != cudaSuccess) {
@@ -391,7 +508,7 @@ bool ssd_supports(const ssmkit::scan_shape& sh) {
 
 size_t ssd_workspace_bytes(const ssmkit::scan_shape& sh) {
     if (!ssd_supports(sh)) return 0;
-    return ws_layout(sh, pick_ns(sh.d_state)).total();
+    return ws_layout(sh, pick_ns(sh.d_state), pick_pt(sh)).total();
 }
 
 bool ssd_workspace_reserve(ssd_workspace* ws, const ssmkit::scan_shape& sh) {
@@ -420,7 +537,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     const ssmkit::scan_shape& sh = a.shape;
     if (!ws || !ssd_supports(sh)) return false;
     const int NS = pick_ns(sh.d_state), PT = pick_pt(sh);
-    const ws_parts w = ws_layout(sh, NS);
+    const ws_parts w = ws_layout(sh, NS, PT);
     if (ws->bytes < w.total()) return false;
 
     ssd_params p{};
@@ -444,8 +561,10 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.bc16 = static_cast<__half*>(ws->ptr);
     p.dc = reinterpret_cast<float*>(static_cast<unsigned char*>(ws->ptr) + w.bc);
     p.cb16 = reinterpret_cast<__half*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc);
+    p.mh16 = reinterpret_cast<__half*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc + w.cb);
     p.cb_pre = PT != 80 && !walk_v6();
-    p.wg = p.cb_pre && NS == 128 && ws->wgmma && walk_v9();
+    p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10());
+    p.wm = p.wg && walk_v10() && w.mh > 0;
     // ssd_prep's blocks are latency-bound and the walk waits for the slowest: few heads per block
     // (short blocks) while the grid still fits one wave of two blocks per SM, else kPrepHeads.
     // Measured (H200, granite, us, 2 / 4 / 8 / 16 heads per block): 512 x 1 18.31 / 18.42 / 18.76 /
@@ -453,10 +572,9 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     // picks 2, 16 and 16.
     {
         const int64_t slots = 2 * int64_t(ssmkit::cuda::info_for_current_device().sm_count), cs = int64_t(p.nch) * p.S;
-        const int fixed = prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre);
         p.prep_heads = kPrepHeads;
         for (int hpb = 2; hpb < kPrepHeads; hpb *= 2)
-            if (cs * (fixed + prep_head_blocks(p.H, hpb)) <= slots) { p.prep_heads = hpb; break; }
+            if (cs * prep_parts(p, NS, hpb) <= slots) { p.prep_heads = hpb; break; }
         if (forced_prep_heads()) p.prep_heads = forced_prep_heads();
     }
     // 16-byte copies of x need 16-byte aligned rows and tiles that end on a 4-float boundary

@@ -49,7 +49,7 @@ namespace {
 
 constexpr size_t round1k(size_t b) { return (b + 1023) / 1024 * 1024; }
 
-template <int NS, int PT_, bool CBPRE, bool WG = false>
+template <int NS, int PT_, bool CBPRE, bool WG = false, bool WM = false>
 struct pipe_layout {
     static constexpr int PT = PT_;
     static constexpr int ldbc = bc_ld<NS>();             // halves
@@ -59,9 +59,11 @@ struct pipe_layout {
     static constexpr int ldst = NS + 4;                  // fp32 [p][n] state staging in the S16 buffers
     // WG: B^T then C, swizzled, no padding (ssd_prep writes them so); else the padded B/C rows
     static constexpr size_t bc_bytes = WG ? size_t(2) * kL * NS * 2 : bc_tile_halves<NS>() * 2;
-    static constexpr size_t cb_bytes = CBPRE ? cb_tile_halves() * 2 : 0;   // C B^T from ssd_prep
+    // C B^T from ssd_prep; WM: this head's masked C B^T, swizzled
+    static constexpr size_t cb_bytes = WM ? kMhHalves * 2 : CBPRE ? cb_tile_halves() * 2 : 0;
     static constexpr size_t xraw_bytes = size_t(kL) * PT * 4;
-    static constexpr size_t dc_bytes = CBPRE ? dct::kFloats * 4 : 2ull * kL * 4;   // v6: cum, delta only
+    // v6: cum, delta only; WM: no diagonal decay rows (the masked tile has them)
+    static constexpr size_t dc_bytes = WM ? dct::kDiag * 4 : CBPRE ? dct::kFloats * 4 : 2ull * kL * 4;
     // WG: stages start on 1024-byte boundaries (the swizzle pattern is taken from address bits)
     static constexpr size_t stage_bytes_raw = bc_bytes + cb_bytes + xraw_bytes + dc_bytes;
     static constexpr size_t stage_bytes = WG ? round1k(stage_bytes_raw) : stage_bytes_raw;
@@ -70,9 +72,10 @@ struct pipe_layout {
     // WG: XS^T, x weighted for the state update as [p][t] swizzled (the B operand of its wgmma)
     static constexpr size_t xst_bytes = WG ? size_t(PT) * kL * 2 : 0;
     // X16, XS16 and a third buffer of one chunk: MS16 (masked C B^T), or with CBPRE XT16 (x
-    // weighted by delta and the decay to the end of its 16-token block); WG: XS^T, X16, XT16
+    // weighted by delta and the decay to the end of its 16-token block); WG: XS^T, X16, XT16;
+    // WM: XS^T and X^T (plain x as [p][t] swizzled, the B operand of M x), at the X16 offset
     static constexpr size_t parity_bytes =
-        WG ? round1k(xst_bytes + 2 * x16_bytes) : 2 * x16_bytes + (CBPRE ? x16_bytes : ms_bytes);
+        WM ? 2 * xst_bytes : WG ? round1k(xst_bytes + 2 * x16_bytes) : 2 * x16_bytes + (CBPRE ? x16_bytes : ms_bytes);
     // WG: S16 is S_in as [p][n] swizzled (C S_in's B operand); the two buffers also hold the
     // fp32 staging of the state and the kept-state x^T
     static constexpr size_t s16_bytes =
@@ -88,11 +91,13 @@ struct pipe_layout {
                       s16_bytes % 128 == 0,
                   "TMA and ldmatrix alignment");
     static_assert(!WG || (NS == 128 && CBPRE && (PT == 32 || PT == 64)), "v9 walk: d_state 128, tiles of 32 or 64");
+    static_assert(!WM || WG, "v10 builds on v9");
+    static_assert(!WM || (xst_bytes % 1024 == 0 && bc_bytes % 1024 == 0 && cb_bytes % 1024 == 0), "swizzled tiles");
 };
 
-template <int NS, int PT, bool CBPRE, bool WG>
+template <int NS, int PT, bool CBPRE, bool WG, bool WM>
 __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_constant__ ssd_params p) {
-    using LY = pipe_layout<NS, PT, CBPRE, WG>;
+    using LY = pipe_layout<NS, PT, CBPRE, WG, WM>;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     // WG: the swizzled tiles need 1024-byte alignment (LY::align_slack bytes are allocated for it)
     unsigned char* const smem = WG ? smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u) : smem_raw;
@@ -138,6 +143,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     const __half* bcq = p.bc16 + ((size_t)q * p.G + g) * p.nch * bc_tile_halves<NS>();
     const float* dcq = p.dc + ((size_t)q * p.H + h) * p.nch * dct::kFloats;
     const __half* cbq = CBPRE ? p.cb16 + ((size_t)q * p.G + g) * p.nch * cb_tile_halves() : nullptr;
+    const __half* mhq = WM ? p.mh16 + ((size_t)q * p.H + h) * p.nch * kMhHalves : nullptr;
     const size_t ysz = (size_t)p.P * p.H * p.T * p.S;
     const size_t ssz = (size_t)p.N * p.P * p.H * p.S;
     const size_t slab = (size_t)p.N * (p0 + (size_t)p.P * (h + (size_t)p.H * q));
@@ -162,7 +168,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
         unsigned char* st = stage(c);
         uint64_t* bar = &bars[c % kStages];
         bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<NS>(), unsigned(LY::bc_bytes), bar);
-        if constexpr (CBPRE) bulk_g2s(st + LY::bc_bytes, cbq + (size_t)c * cb_tile_halves(), unsigned(LY::cb_bytes), bar);
+        if constexpr (WM) bulk_g2s(st + LY::bc_bytes, mhq + (size_t)c * kMhHalves, unsigned(LY::cb_bytes), bar);
+        else if constexpr (CBPRE) bulk_g2s(st + LY::bc_bytes, cbq + (size_t)c * cb_tile_halves(), unsigned(LY::cb_bytes), bar);
         bulk_g2s(st + LY::bc_bytes + LY::cb_bytes + LY::xraw_bytes, dcq + (size_t)c * dct::kFloats, unsigned(LY::dc_bytes), bar);
     };
     auto issue = [&](int c) { issue_x(c); issue_dep(c); };
@@ -286,7 +293,33 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                 }
             }
         };
-        if constexpr (WG) {
+        // WM, whole tile: x^T as [p][t] swizzled, two tokens of one 4-column piece per item (4-byte
+        // stores), weighted (XS^T, state warps) or plain (X^T, y warps); each half loads x itself
+        auto fast_xt = [&](unsigned char* xs, bool weighted, int tid) {
+            constexpr int NT = kThreads / 2, PAIRS = kL / 2 * Q;
+            static_assert(!WM || PAIRS % NT == 0, "whole rounds");
+#pragma unroll
+            for (int u = 0; u < PAIRS / NT; ++u) {
+                const int i = tid + u * NT;
+                const int t = 2 * (i / Q), k = (i % Q) * 4;
+                const float4 v0 = *reinterpret_cast<const float4*>(xr + t * PT + k);
+                const float4 v1 = *reinterpret_cast<const float4*>(xr + (t + 1) * PT + k);
+                const float w0 = weighted ? cum[dct::kWs + t] : 1.f, w1 = weighted ? cum[dct::kWs + t + 1] : 1.f;
+                *reinterpret_cast<uint32_t*>(xs + wg::sw128_offset_k64(k, t)) = pack_half2(v0.x * w0, v1.x * w1);
+                *reinterpret_cast<uint32_t*>(xs + wg::sw128_offset_k64(k + 1, t)) = pack_half2(v0.y * w0, v1.y * w1);
+                *reinterpret_cast<uint32_t*>(xs + wg::sw128_offset_k64(k + 2, t)) = pack_half2(v0.z * w0, v1.z * w1);
+                *reinterpret_cast<uint32_t*>(xs + wg::sw128_offset_k64(k + 3, t)) = pack_half2(v0.w * w0, v1.w * w1);
+            }
+            wg::fence_smem_for_async();   // read by wgmma after the barrier
+        };
+        if constexpr (WM) {
+            if (p.x_vec && nt == kL && pvalid == PT) {
+                if (is_state) fast_xt(XST(c), true, threadIdx.x - kThreads / 2);
+                else fast_xt(reinterpret_cast<unsigned char*>(X), false, threadIdx.x);
+                return;
+            }
+        }
+        if constexpr (WG && !WM) {
             if (p.x_vec && nt == kL && pvalid == PT) {
                 // Split by output: the y warps write X16 and XT16 (read by their mma.sync next
                 // chunk), the state warps XS^T (read by their wgmma), each loading x itself.
@@ -358,17 +391,24 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             uint2 pa, pb;
             pa.x = *reinterpret_cast<uint32_t*>(&a0); pa.y = *reinterpret_cast<uint32_t*>(&a1);
             pb.x = *reinterpret_cast<uint32_t*>(&b0); pb.y = *reinterpret_cast<uint32_t*>(&b1);
-            *reinterpret_cast<uint2*>(X + t * ldx + k) = pa;
+            if constexpr (!WM) *reinterpret_cast<uint2*>(X + t * ldx + k) = pa;
             if constexpr (WG) {
                 unsigned char* xs = XST(c);
                 const float wv[4] = {v.x * w, v.y * w, v.z * w, v.w * w};
 #pragma unroll
                 for (int e = 0; e < 4; ++e)
                     *reinterpret_cast<__half*>(xs + wg::sw128_offset_k64(k + e, t)) = __float2half_rn(wv[e]);
+                if constexpr (WM) {
+                    unsigned char* xt = reinterpret_cast<unsigned char*>(X);
+                    const float xv[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+                    for (int e = 0; e < 4; ++e)
+                        *reinterpret_cast<__half*>(xt + wg::sw128_offset_k64(k + e, t)) = __float2half_rn(xv[e]);
+                }
             } else {
                 *reinterpret_cast<uint2*>(XS + t * ldx + k) = pb;
             }
-            if constexpr (CBPRE) {
+            if constexpr (CBPRE && !WM) {
                 // only blocks 0-2 are read (off-diagonal blocks of later row groups)
                 if (t < kL - 16) {
                     const float wt = cum[dct::kWt + t];
@@ -422,6 +462,38 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     float* const ybase = p.out + (size_t)p.P * (h + (size_t)p.H * (yrg * 16 + gr + (size_t)p.T * q)) + p0 + yph * (PT / 2) + 2 * (lane & 3);
     const size_t ystep = (size_t)p.P * p.H;
     const size_t ystep8 = 8 * ystep, ychunk = kL * ystep;   // rows gr + 8 and the next chunk
+    // y of chunk c (this warp's rows and columns, accumulator layout) to the output
+    auto store_y = [&](int c, const float (&y)[NJH][4]) {
+        const int t0 = c * kL, nt = min(kL, p.T - t0);
+        const int r0 = yrg * 16;
+        if (p.y_vec && pvalid == PT && nt == kL) {   // whole tile inside y: no bounds checks
+            float* const yrow0 = ybase + unsigned(c) * ychunk;
+#pragma unroll
+            for (int hh = 0; hh < 2; ++hh) {
+                float* yrow = yrow0 + hh * ystep8;
+#pragma unroll
+                for (int j = 0; j < NJH; ++j) *reinterpret_cast<float2*>(yrow + j * 8) = make_float2(y[j][2 * hh], y[j][2 * hh + 1]);
+            }
+            return;
+        }
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+            const int t = r0 + gr + hh * 8;
+            if (t < nt) {
+                float* yrow = p.out + (size_t)p.P * (h + (size_t)p.H * (t0 + t + (size_t)p.T * q)) + p0;
+#pragma unroll
+                for (int j = 0; j < NJH; ++j) {
+                    const int pp = yph * PH + j * 8 + 2 * qd;
+                    if (pp + 1 < pvalid && p.y_vec) {
+                        *reinterpret_cast<float2*>(yrow + pp) = make_float2(y[j][2 * hh], y[j][2 * hh + 1]);
+                    } else {
+                        if (pp < pvalid) yrow[pp] = y[j][2 * hh];
+                        if (pp + 1 < pvalid) yrow[pp + 1] = y[j][2 * hh + 1];
+                    }
+                }
+            }
+        }
+    };
     auto chunk_y = [&](int c) {
         const __half* Cc = C16(c);
         const float* cum = cum_of(c);
@@ -572,35 +644,50 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                 y[j][3] = e1 * y[j][3] + g1 * o[j][3] + d[j][3];
             }
         }
-        if (p.y_vec && pvalid == PT && nt == kL) {   // whole tile inside y: no bounds checks
-            float* const yrow0 = ybase + unsigned(c) * ychunk;
-#pragma unroll
-            for (int hh = 0; hh < 2; ++hh) {
-                float* yrow = yrow0 + hh * ystep8;
-#pragma unroll
-                for (int j = 0; j < NJH; ++j) *reinterpret_cast<float2*>(yrow + j * 8) = make_float2(y[j][2 * hh], y[j][2 * hh + 1]);
-            }
-            return;
-        }
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-            const int t = r0 + gr + hh * 8;
-            if (t < nt) {
-                float* yrow = p.out + (size_t)p.P * (h + (size_t)p.H * (t0 + t + (size_t)p.T * q)) + p0;
-#pragma unroll
-                for (int j = 0; j < NJH; ++j) {
-                    const int pp = yph * PH + j * 8 + 2 * qd;
-                    if (pp + 1 < pvalid && p.y_vec) {
-                        *reinterpret_cast<float2*>(yrow + pp) = make_float2(y[j][2 * hh], y[j][2 * hh + 1]);
-                    } else {
-                        if (pp < pvalid) yrow[pp] = y[j][2 * hh];
-                        if (pp + 1 < pvalid) yrow[pp + 1] = y[j][2 * hh + 1];
-                    }
-                }
-            }
-        }
+        store_y(c, y);
     };
 
+    // WM y warps: y = exp(cum_t) (C S_in) + M x as two wgmma chains of the warpgroup (rows 0-63,
+    // this group's PH columns), C S_in over d_state (C and S_in as in v9) and M x over the chunk's
+    // tokens (M: ssd_prep's masked tile of this head; x^T as [p][t]); issued, then the next
+    // chunk's x^T is converted meanwhile, then y_finish waits and combines.
+    float ycs[PH / 2], ymx[PH / 2];
+    auto y_issue = [&](int c) {
+      if constexpr (WM) {
+        const uint64_t dcm = wg::sw128_desc(smem_u32(stage(c) + size_t(NS) * kL * 2));
+        const uint64_t dsi = wg::sw128_desc(smem_u32(S16(c))) + (yph ? wg::sw128_step(PT, PH, 0) : 0);
+        const uint64_t dmm = wg::sw128_desc(smem_u32(stage(c) + LY::bc_bytes));
+        const uint64_t dxt = wg::sw128_desc(smem_u32(X16(c))) + (yph ? wg::sw128_step(PT, PH, 0) : 0);
+        wg::pin(ycs);
+        wg::pin(ymx);
+        wg::fence();
+#pragma unroll
+        for (int ks = 0; ks < NS / 16; ++ks)
+            wg::mma_m64<PH>(ycs, dcm + wg::sw128_step(kL, 0, 16 * ks), dsi + wg::sw128_step(PT, 0, 16 * ks), ks > 0);
+#pragma unroll
+        for (int kk = 0; kk < kL / 16; ++kk)
+            wg::mma_m64<PH>(ymx, dmm + wg::sw128_step(kL, 0, 16 * kk), dxt + wg::sw128_step(PT, 0, 16 * kk), kk > 0);
+        wg::commit();
+      }
+    };
+    auto y_finish = [&](int c) {
+      if constexpr (WM) {
+        wg::wait<0>();
+        wg::pin(ycs);
+        wg::pin(ymx);
+        const float* cum = cum_of(c);
+        const float e0 = cum[dct::kRowE + yrg * 16 + gr], e1 = cum[dct::kRowE + yrg * 16 + gr + 8];
+        float y[NJH][4];
+#pragma unroll
+        for (int j = 0; j < NJH; ++j) {
+            y[j][0] = e0 * ycs[4 * j] + ymx[4 * j];
+            y[j][1] = e0 * ycs[4 * j + 1] + ymx[4 * j + 1];
+            y[j][2] = e1 * ycs[4 * j + 2] + ymx[4 * j + 2];
+            y[j][3] = e1 * ycs[4 * j + 3] + ymx[4 * j + 3];
+        }
+        store_y(c, y);
+      }
+    };
     // state warps: S = exp(cum_last) S + B^T XS for chunk c; S as fp16 for chunk c+1's C S_in.
     // WG: the update as four wgmma steps on the warpgroup's 64 rows of S (issued here; the
     // state warps convert the next chunk's x meanwhile, then state_finish waits and stores S16)
@@ -780,10 +867,19 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             // each role's wgmma issue and wait in one branch (ptxas serializes them otherwise);
             // the state warps convert the next chunk's x while their update runs
             if (!is_state) {
-                chunk_y(c);
-                if (ahead) {
-                    wait_stage(c + 1);
-                    convert_x(c + 1);
+                if constexpr (WM) {
+                    y_issue(c);
+                    if (ahead) {
+                        wait_stage(c + 1);
+                        convert_x(c + 1);
+                    }
+                    y_finish(c);
+                } else {
+                    chunk_y(c);
+                    if (ahead) {
+                        wait_stage(c + 1);
+                        convert_x(c + 1);
+                    }
                 }
             } else {
                 state_issue(c);
@@ -844,14 +940,14 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     }
 }
 
-template <int NS, int PT, bool CBPRE, bool WG = false>
+template <int NS, int PT, bool CBPRE, bool WG = false, bool WM = false>
 bool launch_variant(const ssd_params& p, cudaStream_t stream) {
-    using LY = pipe_layout<NS, PT, CBPRE, WG>;
+    using LY = pipe_layout<NS, PT, CBPRE, WG, WM>;
     static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_main_pipe<NS, PT, CBPRE, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
+        if (cudaFuncSetAttribute(ssd_main_pipe<NS, PT, CBPRE, WG, WM>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
             cudaSuccess)
             return false;
         if (dev < 64) prepared |= 1ull << dev;
@@ -867,7 +963,7 @@ bool launch_variant(const ssd_params& p, cudaStream_t stream) {
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS, PT, CBPRE, WG>, p) != cudaSuccess) {
+    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS, PT, CBPRE, WG, WM>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
@@ -880,9 +976,10 @@ bool launch_ns(const ssd_params& p, cudaStream_t stream) {
         return !p.cb_pre && launch_variant<NS, PT, false>(p, stream);
     } else {
         if constexpr (NS == 128) {
+            if (p.wm) return p.wg && p.cb_pre && launch_variant<NS, PT, true, true, true>(p, stream);
             if (p.wg) return p.cb_pre && launch_variant<NS, PT, true, true>(p, stream);
         }
-        if (p.wg) return false;   // ssd_prep wrote the v9 tiles: only the v9 walk reads them
+        if (p.wg || p.wm) return false;   // ssd_prep wrote the v9/v10 tiles: only those walks read them
         return p.cb_pre ? launch_variant<NS, PT, true>(p, stream) : launch_variant<NS, PT, false>(p, stream);
     }
 }

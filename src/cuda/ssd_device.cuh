@@ -60,6 +60,9 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     bool y_vec;     // y rows can be written as float2
     int prep_heads; // heads per ssd_prep block
     bool wg;        // v9 walk (wgmma, sm_90a): ssd_prep writes the B^T and C tiles swizzled (wgmma.cuh)
+    bool wm;        // v10 walk (with wg): ssd_prep writes each head's masked C B^T (mh16), no cb16
+    __half* mh16;   // [q][h][chunk][L][L] swizzled K-major (wgmma.cuh): M[t][s] =
+                    // (C B^T)[t][s] exp(cum_t - cum_s) delta_s for s <= t, else 0 (when wm)
 };
 
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(expf(v)); }
@@ -170,6 +173,9 @@ __device__ __forceinline__ void cb_block_pos(int blk, int& rg, int& jj) {
     rg = blk >= 6 ? 3 : blk >= 3 ? 2 : blk >= 1 ? 1 : 0;
     jj = blk - rg * (rg + 1) / 2;
 }
+
+// v10: the masked C B^T of one (sequence, head, chunk), 64 x 64 fp16, swizzled (8 KB)
+constexpr size_t kMhHalves = size_t(kL) * kL;
 
 constexpr int kCbLd = kL + 8;   // halves per row of a C B^T tile (padding against bank conflicts)
 __host__ __device__ constexpr size_t cb_tile_halves() { return size_t(kL) * kCbLd; }
