@@ -76,6 +76,8 @@ if [ -x "$TO" ]; then
     # The v9 walk (wgmma, opt-in) on every chunked case it takes (d_state 128), tiles 32 and 64
     step "test (chunked, walk v9)" test-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v9, tile 64)" test-ssd-v9-64.log env SSMKIT_SSD_WALK=v9 SSMKIT_SSD_TILE=64 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "test (chunked, walk v10)" test-ssd-v10.log env SSMKIT_SSD_WALK=v10 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "test (chunked, walk v10, tile 64)" test-ssd-v10-64.log env SSMKIT_SSD_WALK=v10 SSMKIT_SSD_TILE=64 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (decode v1)" test-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" test -b cuda -o SSM_SCAN -p 'n_seq_tokens=1,'
     GOLD=$(ls .golden/*/*/*.gguf 2>/dev/null)
     # Files first: -b takes every value up to the next option.
@@ -83,6 +85,7 @@ if [ -x "$TO" ]; then
         step "check golden -b cuda" check.log "$TO" check $GOLD -b cuda
         step "check golden (chunked path)" check-ssd.log "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v9)" check-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" check $GOLD -b cuda --scan-path chunked
+        step "check golden (chunked, walk v10)" check-ssd-v10.log env SSMKIT_SSD_WALK=v10 "$TO" check $GOLD -b cuda --scan-path chunked
     else skip "check golden" "no .golden/*/*/*.gguf carried"; fi
 else
     skip "test-ops" "not built"
@@ -133,6 +136,8 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
     step "perf seq rows1" perf-var-seq-rows1.log env SSMKIT_CUDA_SEQ=rows1 "$TO" perf -b cuda --scan-path sequential \
         -p 'd_state=128,head_dim=64.*n_seq_tokens=512,n_seqs=1,' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD walk v9" perf-var-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" perf -b cuda -o SSM_SCAN \
+        -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
+    step "perf SSD walk v10" perf-var-ssd-v10.log env SSMKIT_SSD_WALK=v10 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD walk v6" perf-var-ssd-v6.log env SSMKIT_SSD_WALK=v6 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"

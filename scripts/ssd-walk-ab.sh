@@ -35,7 +35,7 @@ for t in ${TILES:-32 64}; do
 done
 run "test chunked, walk $WALK, prep 16 heads" test-prep16.log env SSMKIT_SSD_WALK="$WALK" SSMKIT_SSD_PREP_HEADS=16 \
     "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
-GOLD=$(ls .golden/*/*.gguf 2>/dev/null)
+GOLD=$(ls .golden/*/*/*.gguf 2>/dev/null)
 if [ -n "$GOLD" ]; then
     run "golden, walk $WALK" golden.log env SSMKIT_SSD_WALK="$WALK" "$TO" check $GOLD -b cuda --scan-path chunked
 fi

@@ -37,6 +37,14 @@
 // the state warps convert the next chunk's x under their update. Shared-memory wavefronts per
 // call -18% against v8 (ncu, granite 4096 x 1), but 4096 x 1 takes 99 us against v8's 94 (the
 // barrier stalls tripled: docs/perf-ssd-notes.md, sixth session), so v8 stays the default.
+//
+// WM (v10, opt-in: SSMKIT_SSD_WALK=v10; v9's shapes): y's masked part also on wgmma. ssd_prep
+// writes each head's masked C B^T (decay and delta applied, fp16, swizzled: 8 KB per head and
+// chunk) and the walk copies it in place of the shared C B^T tile; the y warpgroups run two wgmma
+// chains (C S_in, M x^T) and convert the next chunk's x^T meanwhile, with no mma.sync and no
+// per-row-group imbalance. Measured (H200, granite): correct everywhere, the walk kernel ~10%
+// faster than v8's at 4096 x 1, but ssd_prep twice as long (26.5 vs 13.3 us under ncu), so the
+// scan is slower: docs/perf-ssd-notes.md, seventh session.
 #include "cuda/pdl.cuh"
 #include "cuda/ssd_device.cuh"
 #include "cuda/wgmma.cuh"
