@@ -107,6 +107,11 @@ if command -v compute-sanitizer > /dev/null && [ -x "$TO" ]; then
         "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v9)" racecheck-ssd-v9.log env SSMKIT_SSD_WALK=v9 compute-sanitizer --tool racecheck \
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    # v10: its own prep blocks (writes into a separate zeroed buffer) and walk
+    step "memcheck (chunked, walk v10)" memcheck-ssd-v10.log env SSMKIT_SSD_WALK=v10 compute-sanitizer --tool memcheck \
+        --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    step "racecheck (chunked, walk v10)" racecheck-ssd-v10.log env SSMKIT_SSD_WALK=v10 compute-sanitizer --tool racecheck \
+        --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     if [ "${SANITIZE:-full}" != quick ]; then
         step "racecheck (chunked, tile 32)" racecheck-ssd32.log env SSMKIT_SSD_TILE=32 compute-sanitizer --tool racecheck \
             --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"

@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# ssd-walk-ab: one device call that checks a candidate SSD walk and times it against the default
-# walk, alternated in the same call (these GPUs are shared: only same-call ratios mean much).
+# ssd-walk-ab: one device call that checks candidate SSD variants and times them against the
+# default, alternated in the same call (these GPUs are shared: only same-call ratios mean much).
 #
-#   scripts/ssd-walk-ab.sh WALK [BUILD_DIR]      (WALK: a value of SSMKIT_SSD_WALK, e.g. v10)
+#   scripts/ssd-walk-ab.sh VARIANT... [-- BUILD_DIR]
+#     VARIANT: a value of SSMKIT_SSD_WALK (e.g. v10), or knob settings NAME=VALUE joined by
+#              commas (e.g. SSMKIT_SSD_DIAG=prep or SSMKIT_SSD_WALK=v10,SSMKIT_SSD_PREP_HEADS=8)
 #   env: ROUNDS (2), PERF_SECONDS (0.2), TILES ("32 64": forced head_dim tiles for the tests),
 #        STEP_TIMEOUT (240 s per step: a walk that hangs on its mbarriers fails instead)
 #
-# Runs a build carried as .probe/build.tgz (scripts/pack-gpu-carry.sh). Steps: test-ops test on
-# the chunked path with WALK (automatic tile, then each of TILES), test-ops check of the carried
-# golden files with WALK, then ROUNDS rounds of test-ops perf on the issue-6 shapes, default walk
-# then WALK. Logs under $OUT (or ./ssd-ab-out); a summary of PASS/FAIL and the perf rows last.
+# Runs a build carried as .probe/build.tgz (scripts/pack-gpu-carry.sh). Steps, for each variant:
+# test-ops test on the chunked path (automatic tile, then each of TILES, then 16 prep heads),
+# test-ops check of the carried golden files; then ROUNDS rounds of test-ops perf on the issue-6
+# shapes, the default then each variant. Logs under $OUT (or ./ssd-ab-out); a summary of
+# PASS/FAIL and the perf rows last.
 set -u
 cd "$(dirname "$0")/.."
-WALK=${1:?usage: ssd-walk-ab.sh WALK [BUILD_DIR]}
-BUILD=${2:-build}
+VARIANTS=()
+BUILD=build
+while [ $# -gt 0 ]; do
+    if [ "$1" = "--" ]; then BUILD=${2:-build}; break; fi
+    VARIANTS+=("$1"); shift
+done
+[ ${#VARIANTS[@]} -gt 0 ] || { echo "usage: ssd-walk-ab.sh VARIANT... [-- BUILD_DIR]" >&2; exit 2; }
 OUT=${OUT:-$PWD/ssd-ab-out}
 mkdir -p "$OUT"
 [ -d .probe/lib ] && export LD_LIBRARY_PATH="$PWD/.probe/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -22,30 +30,43 @@ if [ ! -x "$TO" ] && [ -f .probe/build.tgz ]; then tar -xzf .probe/build.tgz; fi
 [ -x "$TO" ] || { echo "ssd-walk-ab: no $TO (pack a build with scripts/pack-gpu-carry.sh)" >&2; exit 2; }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 
+# the env assignments of a variant: "v10" -> SSMKIT_SSD_WALK=v10; "A=1,B=2" -> A=1 B=2
+variant_env() { case "$1" in *=*) echo "${1//,/ }" ;; *) echo "SSMKIT_SSD_WALK=$1" ;; esac; }
+tag() { echo "$1" | tr -c 'A-Za-z0-9_\n' '_' | sed 's/SSMKIT_SSD_//g'; }
+
 fails=0
 run() {  # run NAME LOG CMD...
     local name=$1 log=$2; shift 2
     if timeout "${STEP_TIMEOUT:-240}" "$@" > "$OUT/$log" 2>&1; then echo "PASS  $name"; else echo "FAIL  $name (log $log)"; fails=$((fails + 1)); fi
     tail -2 "$OUT/$log"
 }
-run "test chunked, walk $WALK" test.log env SSMKIT_SSD_WALK="$WALK" "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
-for t in ${TILES:-32 64}; do
-    run "test chunked, walk $WALK, tile $t" "test-$t.log" env SSMKIT_SSD_WALK="$WALK" SSMKIT_SSD_TILE="$t" \
-        "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
-done
-run "test chunked, walk $WALK, prep 16 heads" test-prep16.log env SSMKIT_SSD_WALK="$WALK" SSMKIT_SSD_PREP_HEADS=16 \
-    "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
 GOLD=$(ls .golden/*/*/*.gguf 2>/dev/null)
-if [ -n "$GOLD" ]; then
-    run "golden, walk $WALK" golden.log env SSMKIT_SSD_WALK="$WALK" "$TO" check $GOLD -b cuda --scan-path chunked
-fi
+for v in "${VARIANTS[@]}"; do
+    E=$(variant_env "$v"); T=$(tag "$v")
+    # shellcheck disable=SC2086
+    run "test chunked, $v" "test-$T.log" env $E "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    for t in ${TILES:-32 64}; do
+        # shellcheck disable=SC2086
+        run "test chunked, $v, tile $t" "test-$T-tile$t.log" env $E SSMKIT_SSD_TILE="$t" \
+            "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    done
+    # shellcheck disable=SC2086
+    run "test chunked, $v, prep 16 heads" "test-$T-prep16.log" env SSMKIT_SSD_PREP_HEADS=16 $E \
+        "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    if [ -n "$GOLD" ]; then
+        # shellcheck disable=SC2086
+        run "golden, $v" "golden-$T.log" env $E "$TO" check $GOLD -b cuda --scan-path chunked
+    fi
+done
 SHAPES='d_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),'
 for r in $(seq 1 "${ROUNDS:-2}"); do
-    for w in default "$WALK"; do
-        timeout "${STEP_TIMEOUT:-240}" env SSMKIT_SSD_WALK="$([ "$w" = default ] && echo "" || echo "$w")" "$TO" perf -b cuda -o SSM_SCAN -p "$SHAPES" \
-            --seconds "${PERF_SECONDS:-0.2}" > "$OUT/perf-$w-$r.log" 2>&1
-        echo "-- round $r, walk $w"
-        grep -E "us/run|SSM_SCAN|copy" "$OUT/perf-$w-$r.log" | head -12
+    for v in default "${VARIANTS[@]}"; do
+        E=$([ "$v" = default ] && echo "SSMKIT_SSD_WALK=" || variant_env "$v"); T=$(tag "$v")
+        # shellcheck disable=SC2086
+        timeout "${STEP_TIMEOUT:-240}" env $E "$TO" perf -b cuda -o SSM_SCAN -p "$SHAPES" \
+            --seconds "${PERF_SECONDS:-0.2}" > "$OUT/perf-$T-$r.log" 2>&1
+        echo "-- round $r, $v"
+        grep -E "us/run|SSM_SCAN|copy" "$OUT/perf-$T-$r.log" | head -12
     done
 done
 echo "ssd-walk-ab: $fails failed step(s)"

@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -34,6 +35,18 @@ namespace {
 
 using namespace ssmkit::cuda::ssd;
 namespace wg = ssmkit::cuda::wg;
+
+// Diagnostic build only (-DSSMKIT_SSD_TRACE): two %globaltimer marks inside each ssd_prep block
+// (loads done; the block's middle step done), printed with its start and end.
+#ifdef SSMKIT_SSD_TRACE
+__device__ __forceinline__ unsigned long long* prep_tl_slots() {
+    __shared__ unsigned long long s[2];
+    return s;
+}
+#define PREP_TL(k) do { if (threadIdx.x == 0) prep_tl_slots()[k] = globaltimer_ns(); } while (0)
+#else
+#define PREP_TL(k) do { } while (0)
+#endif
 
 // Four consecutive fp32 values of row tg of B (which = 0) or C (which = 1), group g, from
 // column n; zero past the sequence and past N.
@@ -110,6 +123,7 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
     constexpr int ld = bc_ld<NS>();
     load_bc_tile<NS>(p, c, q, g, sbc);
     __syncthreads();
+    PREP_TL(0);
     if (p.wg) {
         write_bc_swizzled<NS>(p, c, q, g, sbc);
     } else {   // the B/C tile for the walk: this shared-memory image, padding included (never read)
@@ -117,6 +131,7 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
         uint4* dst = reinterpret_cast<uint4*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
         for (int i = threadIdx.x; i < int(bc_tile_halves<NS>() / 8); i += kPrepThreads) dst[i] = src[i];
     }
+    PREP_TL(1);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
     __half* dst = p.cb16 + (((size_t)q * p.G + g) * p.nch + c) * cb_tile_halves();
@@ -148,9 +163,9 @@ __device__ __forceinline__ void load_dt(const ssd_params& p, int c, int q, int h
 
 // One warp per head (column hh of sdt): softplus(dt), the in-chunk inclusive cumulative sum of
 // dt*A (two tokens per lane), and, with tables, the decay factors of dct:: except the diagonal
-// rows; cum and delta also go to sdec[hh] for the block's later passes.
+// rows; cum, delta and the kWt weights also go to sdec[hh] for the block's later passes.
 __device__ __forceinline__ void head_tables(const ssd_params& p, int c, int q, int h, int hh, int lane,
-                                            float (*sdt)[kPrepHeads], float (*sdec)[2][kL], bool tables) {
+                                            float (*sdt)[kPrepHeads], float (*sdec)[3][kL], bool tables) {
     const int t0 = c * kL;
     const float A = __ldg(p.A + h * p.a_h);
     const int ta = 2 * lane, tb = ta + 1;
@@ -178,7 +193,9 @@ __device__ __forceinline__ void head_tables(const ssd_params& p, int c, int q, i
     const float bend = __shfl_sync(0xffffffffu, cb, 8 * (lane & 3) + 7);
     const float bprev = __shfl_sync(0xffffffffu, cb, (lane & 3) ? 8 * (lane & 3) - 1 : 0);
     *reinterpret_cast<float2*>(dst + dct::kWs + 2 * lane) = make_float2(da * __expf(cl - ca), db * __expf(cl - cb));
-    *reinterpret_cast<float2*>(dst + dct::kWt + 2 * lane) = make_float2(da * __expf(cend - ca), db * __expf(cend - cb));
+    const float2 wt = make_float2(da * __expf(cend - ca), db * __expf(cend - cb));
+    *reinterpret_cast<float2*>(dst + dct::kWt + 2 * lane) = wt;
+    *reinterpret_cast<float2*>(&sdec[hh][2][2 * lane]) = wt;
     *reinterpret_cast<float2*>(dst + dct::kRowE + 2 * lane) = make_float2(__expf(ca), __expf(cb));
     *reinterpret_cast<float2*>(dst + dct::kRowF + 2 * lane) =
         lane >= 8 ? make_float2(__expf(ca - cprev), __expf(cb - cprev)) : make_float2(0.f, 0.f);
@@ -194,7 +211,7 @@ __device__ __forceinline__ void head_tables(const ssd_params& p, int c, int q, i
 // Every part recomputes C B^T (one mma pass, L2-resident inputs) so no block waits for another.
 template <int NS>
 __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, float (*sdt)[kPrepHeads],
-                        float (*sdec)[2][kL]) {
+                        float (*sdec)[3][kL]) {
     const int hpg = p.H / p.G;
     const int hpb = min(p.prep_heads, hpg);
     const int ppg = (hpg + hpb - 1) / hpb;
@@ -207,6 +224,7 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, f
     load_bc_tile<NS>(p, c, q, g, sbc);
     load_dt(p, c, q, h0, nh, sdt);
     __syncthreads();
+    PREP_TL(0);
     if (part == 0) write_bc_swizzled<NS>(p, c, q, g, sbc);
     if (warp < nh) head_tables(p, c, q, h0 + warp, warp, lane, sdt, sdec, true);
     float acc[2][4];
@@ -228,23 +246,31 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, f
         }
     }
     __syncthreads();
-    // item -> (head, row t, 8 columns s0..): one 16-byte piece of the swizzled tile; pieces above
-    // the diagonal are written as zeros (the wgmma reads the whole tile)
+    PREP_TL(1);
+    // item -> (head, row t, 8 columns s0..): one 16-byte piece of the swizzled tile; the pieces
+    // above the diagonal (44%) stay as the zeros the workspace was made with. Below the diagonal
+    // block the decay factors through the end e of the column's 16-token block,
+    // exp(cum_t - cum_s) delta_s = exp(cum_t - cum_e) * kWt_s, both factors <= 1 (so nothing
+    // overflows): one exponential per piece instead of eight. The diagonal block keeps the direct
+    // form (there exp(cum_t - cum_e) can overflow while kWt_s underflows).
     for (int i = threadIdx.x; i < nh * kL * 8; i += kPrepThreads) {
         const int hh = i / (kL * 8), t = (i >> 3) % kL, s0 = (i & 7) * 8;
-        uint4 w = make_uint4(0u, 0u, 0u, 0u);
-        if (s0 <= t) {
-            const float* cum = sdec[hh][0];
-            const float* del = sdec[hh][1];
-            const float ct = cum[t];
-            float m[8];
+        if (s0 > t) continue;   // above the diagonal: zero since the buffer was made
+        const float* cum = sdec[hh][0];
+        const float* del = sdec[hh][1];
+        const float* wts = sdec[hh][2];
+        const float ct = cum[t];
+        const float* cbr = cbf + t * ldf + s0;
+        float m[8];
+        if ((s0 >> 4) < (t >> 4)) {
+            const float u = __expf(ct - cum[s0 | 15]);
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const int s = s0 + j;
-                m[j] = s <= t ? cbf[t * ldf + s] * __expf(ct - cum[s]) * del[s] : 0.f;
-            }
-            w = make_uint4(pack_half2(m[0], m[1]), pack_half2(m[2], m[3]), pack_half2(m[4], m[5]), pack_half2(m[6], m[7]));
+            for (int j = 0; j < 8; ++j) m[j] = cbr[j] * u * wts[s0 + j];
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) m[j] = s0 + j <= t ? cbr[j] * __expf(ct - cum[s0 + j]) * del[s0 + j] : 0.f;
         }
+        const uint4 w = make_uint4(pack_half2(m[0], m[1]), pack_half2(m[2], m[3]), pack_half2(m[4], m[5]), pack_half2(m[6], m[7]));
         unsigned char* dst = reinterpret_cast<unsigned char*>(p.mh16 + (((size_t)q * p.H + h0 + hh) * p.nch + c) * kMhHalves);
         *reinterpret_cast<uint4*>(dst + wg::sw128_offset_k64(t, s0)) = w;
     }
@@ -264,14 +290,11 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, f
 // and a grid of one wave; the variants tried (256 threads with B/C loaded in two rounds, C B^T
 // as a kernel of its own) are in docs/perf-ssd-notes.md.
 template <int NS>
-__global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__ ssd_params p) {
-    // After the previous kernel of the stream (pdl.cuh), then the walk may start its prologue
-    // (initial state, first x copies), which overlaps this kernel.
-    ssmkit::cuda::pdl_begin();
+__device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
     // one allocation for every block type (static shared memory is per kernel, not per branch)
     __shared__ __align__(16) __half sbc[2 * kL * bc_ld<NS>()];
     __shared__ float sdt[kL][kPrepHeads];        // raw dt: one 64-byte row of heads per token
-    __shared__ float sdec[kPrepHeads][2][kL];    // cum and delta of the block's heads
+    __shared__ float sdec[kPrepHeads][3][kL];    // cum, delta and the kWt weights of the block's heads
     const int c = blockIdx.x, q = blockIdx.y;
     const int t0 = c * kL;
     if constexpr (NS == 128) {   // v10 handles d_state 128 only
@@ -324,10 +347,12 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__
     const int h = h0 + warp;
     load_dt(p, c, q, h0, hpb, sdt);
     __syncthreads();
+    PREP_TL(0);
     static_assert(kPrepHeads == kPrepThreads / 32, "a warp per head");
     if (warp < hpb && h < p.H) head_tables(p, c, q, h, warp, lane, sdt, sdec, p.cb_pre);
     if (!p.cb_pre) return;   // block-uniform
     __syncthreads();
+    PREP_TL(1);
     // Diagonal-block decay rows, spread over the whole block: item -> (head, row t, 8 columns).
 #pragma unroll 1
     for (int w = threadIdx.x; w < hpb * kL * 2; w += kPrepThreads) {
@@ -346,6 +371,40 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__
         d4[0] = make_float4(r[0], r[1], r[2], r[3]);
         d4[1] = make_float4(r[4], r[5], r[6], r[7]);
     }
+}
+
+#ifdef SSMKIT_SSD_TRACE
+// Diagnostic build only (scripts/ssd-trace.sh): %globaltimer at each block's launch, after its
+// wait on the previous kernel and at its end, printed for the fifth launch (the walk prints the
+// same for its blocks, so one call gives the timeline of both kernels).
+__device__ unsigned ssd_prep_trace_launches;
+#endif
+
+template <int NS>
+__global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__ ssd_params p) {
+#ifdef SSMKIT_SSD_TRACE
+    const unsigned long long tl0 = ssmkit::cuda::ssd::globaltimer_ns();
+    __shared__ unsigned tl_launch_s;
+    if (threadIdx.x == 0) tl_launch_s = atomicAdd(&ssd_prep_trace_launches, 1u) / (gridDim.x * gridDim.y * gridDim.z);
+    __syncthreads();
+    const unsigned tl_launch = tl_launch_s;
+#endif
+    // After the previous kernel of the stream (pdl.cuh), then the walk may start its prologue
+    // (initial state, first x copies), which overlaps this kernel.
+    ssmkit::cuda::pdl_begin();
+#ifdef SSMKIT_SSD_TRACE
+    const unsigned long long tl1 = ssmkit::cuda::ssd::globaltimer_ns();
+    if (threadIdx.x == 0) prep_tl_slots()[0] = prep_tl_slots()[1] = tl1;
+#endif
+    ssd_prep_block<NS>(p);
+#ifdef SSMKIT_SSD_TRACE
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        if (tl_launch == 4)
+            printf("ssd-tl prep %d %d %d %llu %llu %llu %llu %llu\n", int(blockIdx.x), int(blockIdx.y), int(blockIdx.z), tl0,
+                   tl1, ssmkit::cuda::ssd::globaltimer_ns(), prep_tl_slots()[0], prep_tl_slots()[1]);
+    }
+#endif
 }
 
 int pick_ns(int64_t N) { return N <= 32 ? 32 : N <= 64 ? 64 : N <= 128 ? 128 : 0; }
@@ -465,8 +524,13 @@ bool launch_ns(const ssd_params& p, int PT, cudaStream_t stream) {
 }  // namespace
 
 struct ssd_workspace {
-    void* ptr = nullptr;
+    void* ptr = nullptr;      // B/C tiles, decay tables, C B^T tiles (ws_layout)
     size_t bytes = 0;
+    // v10's masked tiles in an allocation of their own, zeroed when made: ssd_prep writes only
+    // the pieces on and below the diagonal, the zeros above it are never overwritten (nothing
+    // else lives there, and every shape puts its tiles on the same 8 KB grid from offset 0)
+    void* mh_ptr = nullptr;
+    size_t mh_bytes = 0;
     bool wgmma = false;   // the current device runs this build's sm_90a code (the v9 walk)
 };
 
@@ -491,6 +555,7 @@ ssd_workspace* ssd_workspace_create() {
 void ssd_workspace_destroy(ssd_workspace* ws) {
     if (!ws) return;
     if (ws->ptr) cudaFree(ws->ptr);
+    if (ws->mh_ptr) cudaFree(ws->mh_ptr);
     delete ws;
 }
 
@@ -513,19 +578,29 @@ size_t ssd_workspace_bytes(const ssmkit::scan_shape& sh) {
 
 bool ssd_workspace_reserve(ssd_workspace* ws, const ssmkit::scan_shape& sh) {
     if (!ws) return false;
-    const size_t need = ssd_workspace_bytes(sh);
-    if (need <= ws->bytes) return true;
-    if (ws->ptr) {
-        cudaFree(ws->ptr);   // synchronizes the device: queued work may still read the old one
-        ws->ptr = nullptr;
-        ws->bytes = 0;
-    }
-    if (cudaMalloc(&ws->ptr, need) != cudaSuccess) {
-        ws->ptr = nullptr;
-        return false;
-    }
-    ws->bytes = need;
-    return true;
+    if (!ssd_supports(sh)) return true;   // nothing to hold: ssd_scan_launch declines the shape
+    const ws_parts w = ws_layout(sh, pick_ns(sh.d_state), pick_pt(sh));
+    // grows only; cudaFree synchronizes the device (queued work may still read the old buffer)
+    auto grow = [](void*& ptr, size_t& have, size_t need, bool zero) {
+        if (need <= have) return true;
+        if (ptr) cudaFree(ptr);
+        ptr = nullptr;
+        have = 0;
+        if (cudaMalloc(&ptr, need) != cudaSuccess) {
+            (void)cudaGetLastError();
+            ptr = nullptr;
+            return false;
+        }
+        // (synchronized: the memset must land before work on any stream, blocking or not)
+        if (zero && (cudaMemset(ptr, 0, need) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess)) {
+            cudaFree(ptr);
+            ptr = nullptr;
+            return false;
+        }
+        have = need;
+        return true;
+    };
+    return grow(ws->ptr, ws->bytes, w.bc + w.dc + w.cb, false) && grow(ws->mh_ptr, ws->mh_bytes, w.mh, true);
 }
 
 // Measured on an H200 with the v8 walk (docs/perf-ssd-notes.md, .probe crossover), granite shapes,
@@ -538,7 +613,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     if (!ws || !ssd_supports(sh)) return false;
     const int NS = pick_ns(sh.d_state), PT = pick_pt(sh);
     const ws_parts w = ws_layout(sh, NS, PT);
-    if (ws->bytes < w.total()) return false;
+    if (ws->bytes < w.bc + w.dc + w.cb || ws->mh_bytes < w.mh) return false;
 
     ssd_params p{};
     p.s = static_cast<const float*>(a.s.data);
@@ -561,7 +636,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.bc16 = static_cast<__half*>(ws->ptr);
     p.dc = reinterpret_cast<float*>(static_cast<unsigned char*>(ws->ptr) + w.bc);
     p.cb16 = reinterpret_cast<__half*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc);
-    p.mh16 = reinterpret_cast<__half*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc + w.cb);
+    p.mh16 = static_cast<__half*>(ws->mh_ptr);
     p.cb_pre = PT != 80 && !walk_v6();
     p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10());
     p.wm = p.wg && walk_v10() && w.mh > 0;

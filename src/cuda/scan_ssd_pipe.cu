@@ -55,6 +55,44 @@
 namespace ssmkit::cuda::ssd {
 namespace {
 
+// Diagnostic build only (-DSSMKIT_SSD_TRACE, see scripts/ssd-trace.sh): each warp adds up the
+// SM cycles of its walk by phase (own work, the wait for the next stage, the conversion, the
+// chunk's barrier, prologue, epilogue) and lane 0 of two blocks prints them for the fifth launch
+// (a launch's index: the blocks started so far over the grid size).
+#ifdef SSMKIT_SSD_TRACE
+}  // namespace
+}  // namespace ssmkit::cuda::ssd
+#include <cstdio>
+namespace ssmkit::cuda::ssd {
+namespace {
+__device__ unsigned ssd_trace_launches;
+#define SSD_TL(k) tl[k] = globaltimer_ns()
+#define SSD_TRACE_DECL long long tr_acc[6] = {0, 0, 0, 0, 0, 0}; long long tr_last = clock64(); \
+    unsigned long long tl[5]; SSD_TL(0); \
+    __shared__ unsigned tr_launch_s; \
+    if (threadIdx.x == 0) tr_launch_s = atomicAdd(&ssd_trace_launches, 1u) / (gridDim.x * gridDim.y); \
+    __syncthreads(); \
+    const unsigned tr_launch = tr_launch_s;
+#define SSD_TRACE(k) do { const long long tr_now = clock64(); tr_acc[k] += tr_now - tr_last; tr_last = tr_now; } while (0)
+#define SSD_TRACE_PRINT                                                                                         \
+    do {                                                                                                       \
+        SSD_TRACE(5);                                                                                          \
+        if (tr_launch == 4 && blockIdx.y == 0 && (blockIdx.x == 0 || blockIdx.x == gridDim.x / 2) && lane == 0) \
+            printf("ssd-trace PT %d stages %d block %3d warp %2d: work %7lld wait %7lld conv %7lld bar %7lld "  \
+                   "pro %6lld epi %6lld cycles, %d chunks\n", PT, kStages, int(blockIdx.x), warp, tr_acc[0],   \
+                   tr_acc[1], tr_acc[2], tr_acc[3], tr_acc[4], tr_acc[5], p.nch);                              \
+        SSD_TL(4);                                                                                             \
+        if (tr_launch == 4 && threadIdx.x == 0)                                                                \
+            printf("ssd-tl walk %d %d %llu %llu %llu %llu %llu\n", int(blockIdx.x), int(blockIdx.y), tl[0], tl[1], \
+                   tl[2], tl[3], tl[4]);                                                                       \
+    } while (0)
+#else
+#define SSD_TL(k) do { } while (0)
+#define SSD_TRACE_DECL
+#define SSD_TRACE(k) do { } while (0)
+#define SSD_TRACE_PRINT do { } while (0)
+#endif
+
 constexpr size_t round1k(size_t b) { return (b + 1023) / 1024 * 1024; }
 
 template <int NS, int PT_, bool CBPRE, bool WG = false, bool WM = false>
@@ -106,6 +144,7 @@ struct pipe_layout {
 template <int NS, int PT, bool CBPRE, bool WG, bool WM>
 __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_constant__ ssd_params p) {
     using LY = pipe_layout<NS, PT, CBPRE, WG, WM>;
+    SSD_TRACE_DECL
     extern __shared__ __align__(128) unsigned char smem_raw[];
     // WG: the swizzled tiles need 1024-byte alignment (LY::align_slack bytes are allocated for it)
     unsigned char* const smem = WG ? smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u) : smem_raw;
@@ -213,6 +252,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     issue_x(1);
 
     ssmkit::cuda::pdl_wait_previous();   // ssd_prep's B/C tiles and cum/delta are complete and visible
+    SSD_TL(1);
     issue_dep(0);
     issue_dep(1);
 
@@ -860,11 +900,14 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
 
     // ---- the walk: chunk 0's state-independent part first, then one barrier per chunk
     wait_stage(0);
+    SSD_TL(2);
+    SSD_TRACE(4);
     convert_x(0);
     if constexpr (!CBPRE) {
         if (warp < 10) masked_cb_block(0, warp);
     }
     __syncthreads();
+    SSD_TRACE(4);
     // Chunk c+1's stage is waited for only after chunk c's own work, so with two stages (tiles of
     // 64) its copy, issued at the end of the previous iteration, still overlaps that work.
     for (int c = 0; c < p.nch; ++c) {
@@ -877,34 +920,47 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             if (!is_state) {
                 if constexpr (WM) {
                     y_issue(c);
+                    SSD_TRACE(0);
                     if (ahead) {
                         wait_stage(c + 1);
+                        SSD_TRACE(1);
                         convert_x(c + 1);
+                        SSD_TRACE(2);
                     }
                     y_finish(c);
                 } else {
                     chunk_y(c);
+                    SSD_TRACE(0);
                     if (ahead) {
                         wait_stage(c + 1);
+                        SSD_TRACE(1);
                         convert_x(c + 1);
+                        SSD_TRACE(2);
                     }
                 }
             } else {
                 state_issue(c);
+                SSD_TRACE(0);
                 if (ahead) {
                     wait_stage(c + 1);
+                    SSD_TRACE(1);
                     convert_x(c + 1);
+                    SSD_TRACE(2);
                 }
                 state_finish(c);
             }
+            SSD_TRACE(0);   // WG: the wgmma wait and the stores after it count as own work
             __syncthreads();
+            SSD_TRACE(3);
             if (kStages == 2) issue(c + 2);
             continue;
         }
         if (!is_state) chunk_y(c);
         else if (state_active) chunk_state(c);
+        SSD_TRACE(0);
         if (ahead) {
             wait_stage(c + 1);
+            SSD_TRACE(1);
             if constexpr (!CBPRE) {
                 if (!is_state) {
                     if (warp == 0 || warp == 7) masked_cb_block(c + 1, warp == 0 ? 8 : 9);
@@ -914,10 +970,13 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             }
             convert_x(c + 1);
         }
+        SSD_TRACE(2);
         __syncthreads();
+        SSD_TRACE(3);
         if (kStages == 2) issue(c + 2);   // into chunk c's slot, released by that barrier
     }
 
+    SSD_TL(3);
     // ---- epilogue: the final state through the staging buffer, stored with 16-byte writes
     if (state_active) {
 #pragma unroll
@@ -946,6 +1005,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             if (n + 3 < p.N) d[3] = v.w;
         }
     }
+    SSD_TRACE_PRINT;
 }
 
 template <int NS, int PT, bool CBPRE, bool WG = false, bool WM = false>

@@ -65,6 +65,13 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
                     // (C B^T)[t][s] exp(cum_t - cum_s) delta_s for s <= t, else 0 (when wm)
 };
 
+// ns since an arbitrary epoch, the same on every SM (diagnostic timelines: SSMKIT_SSD_TRACE)
+__device__ __forceinline__ unsigned long long globaltimer_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(expf(v)); }
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
