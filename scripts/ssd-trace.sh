@@ -17,10 +17,8 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build-trace}
 OUT=${OUT:-$PWD/ssd-trace-out}
 mkdir -p "$OUT"
-[ -d .probe/lib ] && export LD_LIBRARY_PATH="$PWD/.probe/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-TO="$BUILD/bin/test-ops"
-if [ ! -x "$TO" ] && [ -f .probe/trace.tgz ]; then tar -xzf .probe/trace.tgz; fi
-[ -x "$TO" ] || { echo "ssd-trace: no $TO" >&2; exit 2; }
+. scripts/lib/carried-build.sh
+carried_test_ops "$BUILD" .probe/trace.tgz ssd-trace
 SHAPES=${SSD_TRACE_SHAPES:-'head_dim=64,.*n_seq_tokens=4096,n_seqs=1, head_dim=64,.*n_seq_tokens=512,n_seqs=1, head_dim=64,.*n_seq_tokens=512,n_seqs=8,'}
 for shape in $SHAPES; do
     name=$(echo "$shape" | tr -c 'A-Za-z0-9\n' '_')

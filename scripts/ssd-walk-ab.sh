@@ -24,10 +24,8 @@ done
 [ ${#VARIANTS[@]} -gt 0 ] || { echo "usage: ssd-walk-ab.sh VARIANT... [-- BUILD_DIR]" >&2; exit 2; }
 OUT=${OUT:-$PWD/ssd-ab-out}
 mkdir -p "$OUT"
-[ -d .probe/lib ] && export LD_LIBRARY_PATH="$PWD/.probe/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-TO="$BUILD/bin/test-ops"
-if [ ! -x "$TO" ] && [ -f .probe/build.tgz ]; then tar -xzf .probe/build.tgz; fi
-[ -x "$TO" ] || { echo "ssd-walk-ab: no $TO (pack a build with scripts/pack-gpu-carry.sh)" >&2; exit 2; }
+. scripts/lib/carried-build.sh
+carried_test_ops "$BUILD" .probe/build.tgz ssd-walk-ab
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 
 # the env assignments of a variant: "v10" -> SSMKIT_SSD_WALK=v10; "A=1,B=2" -> A=1 B=2
