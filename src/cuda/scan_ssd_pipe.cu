@@ -491,10 +491,10 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             const int sidx = jj * 16 + half * 8 + 2 * qd;
             const float cs0 = cum[sidx], cs1 = cum[sidx + 1];
             const float d0 = delta[sidx], d1 = delta[sidx + 1];
-            const float m00 = sidx <= ta ? gacc[half][0] * __expf(ca - cs0) * d0 : 0.f;
-            const float m01 = sidx + 1 <= ta ? gacc[half][1] * __expf(ca - cs1) * d1 : 0.f;
-            const float m10 = sidx <= tb ? gacc[half][2] * __expf(cb - cs0) * d0 : 0.f;
-            const float m11 = sidx + 1 <= tb ? gacc[half][3] * __expf(cb - cs1) * d1 : 0.f;
+            const float m00 = masked_exp(sidx <= ta, ca - cs0, gacc[half][0] * d0);
+            const float m01 = masked_exp(sidx + 1 <= ta, ca - cs1, gacc[half][1] * d1);
+            const float m10 = masked_exp(sidx <= tb, cb - cs0, gacc[half][2] * d0);
+            const float m11 = masked_exp(sidx + 1 <= tb, cb - cs1, gacc[half][3] * d1);
             *reinterpret_cast<__half2*>(M + ta * ldm + sidx) = __floats2half2_rn(m00, m01);
             *reinterpret_cast<__half2*>(M + tb * ldm + sidx) = __floats2half2_rn(m10, m11);
         }
