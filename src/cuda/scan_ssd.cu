@@ -27,7 +27,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -39,6 +38,9 @@ namespace wg = ssmkit::cuda::wg;
 // Diagnostic build only (-DSSMKIT_SSD_TRACE): two %globaltimer marks inside each ssd_prep block
 // (loads done; the block's middle step done), printed with its start and end.
 #ifdef SSMKIT_SSD_TRACE
+}  // namespace
+#include <cstdio>
+namespace {
 __device__ __forceinline__ unsigned long long* prep_tl_slots() {
     __shared__ unsigned long long s[2];
     return s;
@@ -384,10 +386,7 @@ template <int NS>
 __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__ ssd_params p) {
 #ifdef SSMKIT_SSD_TRACE
     const unsigned long long tl0 = ssmkit::cuda::ssd::globaltimer_ns();
-    __shared__ unsigned tl_launch_s;
-    if (threadIdx.x == 0) tl_launch_s = atomicAdd(&ssd_prep_trace_launches, 1u) / (gridDim.x * gridDim.y * gridDim.z);
-    __syncthreads();
-    const unsigned tl_launch = tl_launch_s;
+    const unsigned tl_launch = trace_launch_index(&ssd_prep_trace_launches);
 #endif
     // After the previous kernel of the stream (pdl.cuh), then the walk may start its prologue
     // (initial state, first x copies), which overlaps this kernel.
@@ -488,10 +487,11 @@ struct ws_parts {
     size_t bc, dc, cb, mh;
     size_t total() const { return bc + dc + cb + mh; }
 };
-// mh (v10's per-head masked C B^T, 8 KB per head and chunk) only for the shapes v10 handles
+// mh (v10's per-head masked C B^T, 8 KB per head and chunk) only when v10 is selected and handles
+// the shape: the default walks never read it, so they neither allocate nor zero it
 ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const size_t nch = size_t((sh.n_t + kL - 1) / kL);
-    const bool v10_shape = NS == 128 && (PT == 32 || PT == 64);
+    const bool v10_shape = walk_v10() && NS == 128 && (PT == 32 || PT == 64);
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
             align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_tile_halves() * 2),

@@ -57,8 +57,7 @@ namespace {
 
 // Diagnostic build only (-DSSMKIT_SSD_TRACE, see scripts/ssd-trace.sh): each warp adds up the
 // SM cycles of its walk by phase (own work, the wait for the next stage, the conversion, the
-// chunk's barrier, prologue, epilogue) and lane 0 of two blocks prints them for the fifth launch
-// (a launch's index: the blocks started so far over the grid size).
+// chunk's barrier, prologue, epilogue) and lane 0 of two blocks prints them for the fifth launch.
 #ifdef SSMKIT_SSD_TRACE
 }  // namespace
 }  // namespace ssmkit::cuda::ssd
@@ -69,10 +68,7 @@ __device__ unsigned ssd_trace_launches;
 #define SSD_TL(k) tl[k] = globaltimer_ns()
 #define SSD_TRACE_DECL long long tr_acc[6] = {0, 0, 0, 0, 0, 0}; long long tr_last = clock64(); \
     unsigned long long tl[5]; SSD_TL(0); \
-    __shared__ unsigned tr_launch_s; \
-    if (threadIdx.x == 0) tr_launch_s = atomicAdd(&ssd_trace_launches, 1u) / (gridDim.x * gridDim.y); \
-    __syncthreads(); \
-    const unsigned tr_launch = tr_launch_s;
+    const unsigned tr_launch = trace_launch_index(&ssd_trace_launches);
 #define SSD_TRACE(k) do { const long long tr_now = clock64(); tr_acc[k] += tr_now - tr_last; tr_last = tr_now; } while (0)
 #define SSD_TRACE_PRINT                                                                                         \
     do {                                                                                                       \

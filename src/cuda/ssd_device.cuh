@@ -72,6 +72,15 @@ __device__ __forceinline__ unsigned long long globaltimer_ns() {
     return t;
 }
 
+// Diagnostic builds (SSMKIT_SSD_TRACE): the index of the running launch of a kernel, counted by
+// its blocks in *counter (blocks started so far over the grid size); call from every thread.
+__device__ __forceinline__ unsigned trace_launch_index(unsigned* counter) {
+    __shared__ unsigned idx;
+    if (threadIdx.x == 0) idx = atomicAdd(counter, 1u) / (gridDim.x * gridDim.y * gridDim.z);
+    __syncthreads();
+    return idx;
+}
+
 // keep ? exp(x) * w : 0 without a branch. Written as `keep ? __expf(x) * w : 0.f`, ptxas put each
 // element in a branch region of its own (BSSY/BSYNC) around ex2.approx.f32 and its denormal
 // fix-up (a predicated halving and squaring): ncu on v10's ssd_prep showed those at the top of
