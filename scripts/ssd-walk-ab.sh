@@ -4,7 +4,8 @@
 #
 #   scripts/ssd-walk-ab.sh VARIANT... [-- BUILD_DIR]
 #     VARIANT: a value of SSMKIT_SSD_WALK (e.g. v10), or knob settings NAME=VALUE joined by
-#              commas (e.g. SSMKIT_SSD_DIAG=prep or SSMKIT_SSD_WALK=v10,SSMKIT_SSD_PREP_HEADS=8)
+#              commas (e.g. SSMKIT_SSD_DIAG=prep or SSMKIT_SSD_WALK=v10,SSMKIT_SSD_PREP_HEADS=8);
+#              prefixed with "perf:", a variant is only timed (no test steps)
 #   env: ROUNDS (2), PERF_SECONDS (0.2), TILES ("32 64": forced head_dim tiles for the tests),
 #        STEP_TIMEOUT (240 s per step: a walk that hangs on its mbarriers fails instead)
 #
@@ -29,8 +30,8 @@ carried_test_ops "$BUILD" .probe/build.tgz ssd-walk-ab
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 
 # the env assignments of a variant: "v10" -> SSMKIT_SSD_WALK=v10; "A=1,B=2" -> A=1 B=2
-variant_env() { case "$1" in *=*) echo "${1//,/ }" ;; *) echo "SSMKIT_SSD_WALK=$1" ;; esac; }
-tag() { echo "$1" | tr -c 'A-Za-z0-9_\n' '_' | sed 's/SSMKIT_SSD_//g'; }
+variant_env() { set -- "${1#perf:}"; case "$1" in *=*) echo "${1//,/ }" ;; *) echo "SSMKIT_SSD_WALK=$1" ;; esac; }
+tag() { echo "${1#perf:}" | tr -c 'A-Za-z0-9_\n' '_' | sed 's/SSMKIT_SSD_//g'; }
 
 fails=0
 run() {  # run NAME LOG CMD...
@@ -40,6 +41,7 @@ run() {  # run NAME LOG CMD...
 }
 GOLD=$(ls .golden/*/*/*.gguf 2>/dev/null)
 for v in "${VARIANTS[@]}"; do
+    case "$v" in perf:*) continue ;; esac
     E=$(variant_env "$v"); T=$(tag "$v")
     # shellcheck disable=SC2086
     run "test chunked, $v" "test-$T.log" env $E "$TO" test -b cuda -o SSM_SCAN --scan-path chunked

@@ -72,24 +72,37 @@ __device__ __forceinline__ float4 load_bc4(const ssd_params& p, int q, int g, in
 // fp32 accumulation, stored as fp16 without decay: computing it once here replaces 160 mma per
 // chunk in every walk block (48 per group for granite).
 // The chunk's B and C (group g) rounded to fp16 into sbc, rows padded to bc_ld (B rows then C
-// rows); the caller synchronizes before reading it.
+// rows): B token rows [b0, b1) and C token rows [c0, c1) only (the rest of sbc is not written);
+// the caller synchronizes before reading it. Every load is issued before the first store.
 template <int NS>
-__device__ __forceinline__ void load_bc_tile(const ssd_params& p, int c, int q, int g, __half* sbc) {
+__device__ __forceinline__ void load_bc_tile(const ssd_params& p, int c, int q, int g, __half* sbc, int b0 = 0, int b1 = kL,
+                                             int c0 = 0, int c1 = kL) {
     constexpr int ld = bc_ld<NS>();
-    constexpr int kPerThread = 2 * kL * (NS / 4) / kPrepThreads;
+    constexpr int q4 = NS / 4;
+    constexpr int kPerThread = 2 * kL * q4 / kPrepThreads;
     static_assert(kPerThread >= 1, "d_state >= 32");
     const int t0 = c * kL;
+    const int nb = (b1 - b0) * q4, total = nb + (c1 - c0) * q4;
     float4 v[kPerThread];
+    auto row_of = [&](int i, int& r, int& n) {   // sbc row (B: token, C: kL + token) and column
+        const int j = i < nb ? i : i - nb;
+        r = i < nb ? b0 + j / q4 : kL + c0 + j / q4;
+        n = (j % q4) * 4;
+    };
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
         const int i = threadIdx.x + u * kPrepThreads;
-        const int n = (i % (NS / 4)) * 4, r = i / (NS / 4);
+        if (i >= total) break;
+        int r, n;
+        row_of(i, r, n);
         v[u] = load_bc4(p, q, g, r / kL, t0 + r % kL, n);
     }
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
         const int i = threadIdx.x + u * kPrepThreads;
-        const int n = (i % (NS / 4)) * 4, r = i / (NS / 4);
+        if (i >= total) break;
+        int r, n;
+        row_of(i, r, n);
         __half2* d = reinterpret_cast<__half2*>(sbc + r * ld + n);
         d[0] = __floats2half2_rn(v[u].x, v[u].y);
         d[1] = __floats2half2_rn(v[u].z, v[u].w);
@@ -98,12 +111,18 @@ __device__ __forceinline__ void load_bc_tile(const ssd_params& p, int c, int q, 
 
 // The v9/v10 walks' B/C tile from sbc: B^T ([n][t], the state update's A operand) then C ([t][n],
 // C S_in's A operand), both K-major and swizzled (wgmma.cuh), in 16-byte pieces of 8 halves.
+// Only B^T columns (tokens) [wb0, wb1) and C rows [wc0, wc1), multiples of 8.
 template <int NS>
-__device__ void write_bc_swizzled(const ssd_params& p, int c, int q, int g, const __half* sbc) {
+__device__ void write_bc_swizzled(const ssd_params& p, int c, int q, int g, const __half* sbc, int wb0 = 0, int wb1 = kL,
+                                  int wc0 = 0, int wc1 = kL) {
     constexpr int ld = bc_ld<NS>();
     unsigned char* dst = reinterpret_cast<unsigned char*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
-    for (int i = threadIdx.x; i < NS * (kL / 8); i += kPrepThreads) {   // B^T: row n, tokens 8 j..
-        const int n = i / (kL / 8), t = (i % (kL / 8)) * 8;
+    // B^T: row n, tokens 8 j... Consecutive lanes take consecutive n, so each of the eight 2-byte
+    // reads of a warp covers 64 contiguous bytes of one sbc row; with lanes along t instead (the
+    // first version), the rows 8 tokens apart all start on the same bank (ld = NS + 8 halves keeps
+    // ldmatrix conflict-free, which makes 8 * ld a multiple of 32 words): 16-way conflicts.
+    for (int i = threadIdx.x; i < NS * ((wb1 - wb0) / 8); i += kPrepThreads) {
+        const int n = i % NS, t = wb0 + (i / NS) * 8;
         uint32_t w[4];
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
@@ -113,33 +132,40 @@ __device__ void write_bc_swizzled(const ssd_params& p, int c, int q, int g, cons
         }
         *reinterpret_cast<uint4*>(dst + wg::sw128_offset(n, t, NS)) = make_uint4(w[0], w[1], w[2], w[3]);
     }
-    for (int i = threadIdx.x; i < kL * (NS / 8); i += kPrepThreads) {   // C: row t, columns 8 j..
-        const int t = i / (NS / 8), n = (i % (NS / 8)) * 8;
+    for (int i = threadIdx.x; i < (wc1 - wc0) * (NS / 8); i += kPrepThreads) {   // C: row t, columns 8 j..
+        const int t = wc0 + i / (NS / 8), n = (i % (NS / 8)) * 8;
         *reinterpret_cast<uint4*>(dst + NS * kL * 2 + wg::sw128_offset(t, n, kL)) =
             *reinterpret_cast<const uint4*>(sbc + (kL + t) * ld + n);
     }
 }
 
 template <int NS>
-__device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
+__device__ void prep_cb(const ssd_params& p, int c, int q, int z, __half* sbc) {
     constexpr int ld = bc_ld<NS>();
-    load_bc_tile<NS>(p, c, q, g, sbc);
+    const int g = z / p.cb_parts;
+    const cb_part_desc d = cb_part(p.cb_parts, z % p.cb_parts);
+    load_bc_tile<NS>(p, c, q, g, sbc, d.b0, d.b1, d.c0, d.c1);
     __syncthreads();
     PREP_TL(0);
     if (p.wg) {
-        write_bc_swizzled<NS>(p, c, q, g, sbc);
+        write_bc_swizzled<NS>(p, c, q, g, sbc, d.wb0, d.wb1, d.wc0, d.wc1);
     } else {   // the B/C tile for the walk: this shared-memory image, padding included (never read)
+        constexpr int row16 = ld / 8;   // 16-byte pieces per row
         const uint4* src = reinterpret_cast<const uint4*>(sbc);
         uint4* dst = reinterpret_cast<uint4*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
-        for (int i = threadIdx.x; i < int(bc_tile_halves<NS>() / 8); i += kPrepThreads) dst[i] = src[i];
+        const int nb = (d.wb1 - d.wb0) * row16, total = nb + (d.wc1 - d.wc0) * row16;
+        for (int i = threadIdx.x; i < total; i += kPrepThreads) {
+            const int k = i < nb ? d.wb0 * row16 + i : (kL + d.wc0) * row16 + (i - nb);
+            dst[k] = src[k];
+        }
     }
     PREP_TL(1);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
     __half* dst = p.cb16 + (((size_t)q * p.G + g) * p.nch + c) * cb_tile_halves();
-    for (int blk = warp; blk < 10; blk += kPrepThreads / 32) {
+    for (int b = warp; b < d.nblk; b += kPrepThreads / 32) {
         int rg, jj;
-        cb_block_pos(blk, rg, jj);
+        cb_block_pos(d.blk0 + b, rg, jj);
         float acc[2][4];
         cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
 #pragma unroll
@@ -205,6 +231,88 @@ __device__ __forceinline__ void head_tables(const ssd_params& p, int c, int q, i
     if (lane == 0) dst[dct::kEl] = __expf(cl);
 }
 
+// v10: the masked C B^T of nh heads from the block's fp32 C B^T (cbf, [t][s], row stride kCbfLd),
+// written as half2 into each head's swizzled tile. Work item = (16x16 block on or below the
+// diagonal, head); warp w takes items [w * per, (w + 1) * per), ordered block-major so that a warp
+// reloads its block's fragment (rows rg*16 + gr and +8, columns jj*16 + hf*8 + 2 qd and +1) only
+// when the block changes. The four threads of a row group fill one 16-byte piece; a thread's two
+// pieces share a 32-byte sector. Blocks above the diagonal stay as the zeros the buffer was made
+// with.
+// Below the diagonal block the decay factors through the end e of the column block,
+// exp(cum_t - cum_s) delta_s = exp(cum_t - cum_e) * kWt_s, both factors <= 1 (nothing
+// overflows): two exponentials per item and thread instead of eight. The diagonal block keeps the
+// direct form (there exp(cum_t - cum_e) can overflow while kWt_s underflows).
+// The first version gave each thread 16-byte pieces of all heads: ~18 k warp instructions per
+// 16-head block (index arithmetic, a skipped item per piece above the diagonal, 16 loads of
+// factors per piece), 14-18 us of the prep at granite 4096 x 1; the second kept the fragments in
+// the ten warps that computed them (ncu: 46% of the prep's stall samples, 1150 instructions per
+// warp on 10 of 16 warps).
+constexpr int kCbfLd = kL + 8;   // 72 floats: the fragment stores and loads are conflict-free
+__device__ __forceinline__ void mask_heads(const ssd_params& p, int c, int q, int h0, int nh, const float (*sdec)[3][kL],
+                                           const float* cbf, int warp, int lane) {
+    const int gr = lane >> 2, qd = lane & 3;
+    const int items = 10 * nh, per = (items + kPrepThreads / 32 - 1) / (kPrepThreads / 32);
+    unsigned char* const dst0 = reinterpret_cast<unsigned char*>(p.mh16 + (((size_t)q * p.H + h0) * p.nch + c) * kMhHalves);
+    const size_t head_bytes = size_t(p.nch) * kMhHalves * 2;
+    int cur = -1, r0 = 0, r1 = 0, jj = 0, s_[2] = {0, 0};
+    bool diag = false;
+    float acc[2][4] = {};
+    uint32_t off[2][2] = {};
+#pragma unroll 1
+    for (int i = warp * per; i < min(items, (warp + 1) * per); ++i) {
+        const int blk = i / nh, hh = i - blk * nh;
+        if (blk != cur) {   // warp-uniform
+            cur = blk;
+            int rg;
+            cb_block_pos(blk, rg, jj);
+            diag = rg == jj;
+            r0 = rg * 16 + gr;
+            r1 = r0 + 8;
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                s_[hf] = jj * 16 + hf * 8 + 2 * qd;
+                const float2 a = *reinterpret_cast<const float2*>(cbf + r0 * kCbfLd + s_[hf]);
+                const float2 b = *reinterpret_cast<const float2*>(cbf + r1 * kCbfLd + s_[hf]);
+                acc[hf][0] = a.x; acc[hf][1] = a.y; acc[hf][2] = b.x; acc[hf][3] = b.y;
+                off[hf][0] = wg::sw128_offset_k64(r0, s_[hf]);
+                off[hf][1] = wg::sw128_offset_k64(r1, s_[hf]);
+            }
+        }
+        const float* cum = sdec[hh][0];
+        const float c0 = cum[r0], c1 = cum[r1];
+        float m[2][4];
+        if (!diag) {
+            const float ce = cum[jj * 16 + 15];
+            const float u0 = exp_ftz(c0 - ce), u1 = exp_ftz(c1 - ce);
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const float2 w = *reinterpret_cast<const float2*>(&sdec[hh][2][s_[hf]]);
+                m[hf][0] = acc[hf][0] * u0 * w.x;
+                m[hf][1] = acc[hf][1] * u0 * w.y;
+                m[hf][2] = acc[hf][2] * u1 * w.x;
+                m[hf][3] = acc[hf][3] * u1 * w.y;
+            }
+        } else {
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const int s = s_[hf];
+                const float2 cs = *reinterpret_cast<const float2*>(&cum[s]);
+                const float2 d = *reinterpret_cast<const float2*>(&sdec[hh][1][s]);
+                m[hf][0] = masked_exp(s <= r0, c0 - cs.x, acc[hf][0] * d.x);
+                m[hf][1] = masked_exp(s + 1 <= r0, c0 - cs.y, acc[hf][1] * d.y);
+                m[hf][2] = masked_exp(s <= r1, c1 - cs.x, acc[hf][2] * d.x);
+                m[hf][3] = masked_exp(s + 1 <= r1, c1 - cs.y, acc[hf][3] * d.y);
+            }
+        }
+        unsigned char* dst = dst0 + hh * head_bytes;
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            *reinterpret_cast<uint32_t*>(dst + off[hf][0]) = pack_half2(m[hf][0], m[hf][1]);
+            *reinterpret_cast<uint32_t*>(dst + off[hf][1]) = pack_half2(m[hf][2], m[hf][3]);
+        }
+    }
+}
+
 // v10 blocks, one per (chunk, sequence, part of a group's heads): each loads the group's B and C
 // (part 0 also writes the swizzled B^T/C tile), computes C B^T in fp32 (ten 16x16 blocks on and
 // below the diagonal, one per warp) and, for each of its heads, the masked product
@@ -221,7 +329,6 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, f
     const int h0 = g * hpg + part * hpb;
     const int nh = min(hpb, hpg - part * hpb);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int gr = lane >> 2, qd = lane & 3;
     constexpr int ld = bc_ld<NS>();
     load_bc_tile<NS>(p, c, q, g, sbc);
     load_dt(p, c, q, h0, nh, sdt);
@@ -236,46 +343,20 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, f
         cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
     }
     __syncthreads();   // sbc read; sdec written
-    constexpr int ldf = kL + 4;   // fp32 C B^T staged over sbc, [t][s]
-    static_assert(size_t(kL) * ldf * 4 <= size_t(2) * kL * ld * 2, "C B^T staging fits the B/C tile");
-    float* cbf = reinterpret_cast<float*>(sbc);
+    static_assert(size_t(kL) * kCbfLd * 4 <= size_t(2) * kL * ld * 2, "C B^T staging fits the B/C tile");
+    float* cbf = reinterpret_cast<float*>(sbc);   // fp32 C B^T staged over sbc, [t][s]
     if (warp < 10) {
+        const int gr = lane >> 2, qd = lane & 3;
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
             const int col = jj * 16 + hf * 8 + 2 * qd, row = rg * 16 + gr;
-            *reinterpret_cast<float2*>(cbf + row * ldf + col) = make_float2(acc[hf][0], acc[hf][1]);
-            *reinterpret_cast<float2*>(cbf + (row + 8) * ldf + col) = make_float2(acc[hf][2], acc[hf][3]);
+            *reinterpret_cast<float2*>(cbf + row * kCbfLd + col) = make_float2(acc[hf][0], acc[hf][1]);
+            *reinterpret_cast<float2*>(cbf + (row + 8) * kCbfLd + col) = make_float2(acc[hf][2], acc[hf][3]);
         }
     }
     __syncthreads();
     PREP_TL(1);
-    // item -> (head, row t, 8 columns s0..): one 16-byte piece of the swizzled tile; the pieces
-    // above the diagonal (44%) stay as the zeros the workspace was made with. Below the diagonal
-    // block the decay factors through the end e of the column's 16-token block,
-    // exp(cum_t - cum_s) delta_s = exp(cum_t - cum_e) * kWt_s, both factors <= 1 (so nothing
-    // overflows): one exponential per piece instead of eight. The diagonal block keeps the direct
-    // form (there exp(cum_t - cum_e) can overflow while kWt_s underflows).
-    for (int i = threadIdx.x; i < nh * kL * 8; i += kPrepThreads) {
-        const int hh = i / (kL * 8), t = (i >> 3) % kL, s0 = (i & 7) * 8;
-        if (s0 > t) continue;   // above the diagonal: zero since the buffer was made
-        const float* cum = sdec[hh][0];
-        const float* del = sdec[hh][1];
-        const float* wts = sdec[hh][2];
-        const float ct = cum[t];
-        const float* cbr = cbf + t * ldf + s0;
-        float m[8];
-        if ((s0 >> 4) < (t >> 4)) {
-            const float u = __expf(ct - cum[s0 | 15]);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) m[j] = cbr[j] * u * wts[s0 + j];
-        } else {
-#pragma unroll
-            for (int j = 0; j < 8; ++j) m[j] = masked_exp(s0 + j <= t, ct - cum[s0 + j], cbr[j] * del[s0 + j]);
-        }
-        const uint4 w = make_uint4(pack_half2(m[0], m[1]), pack_half2(m[2], m[3]), pack_half2(m[4], m[5]), pack_half2(m[6], m[7]));
-        unsigned char* dst = reinterpret_cast<unsigned char*>(p.mh16 + (((size_t)q * p.H + h0 + hh) * p.nch + c) * kMhHalves);
-        *reinterpret_cast<uint4*>(dst + wg::sw128_offset_k64(t, s0)) = w;
-    }
+    mask_heads(p, c, q, h0, nh, sdec, cbf, warp, lane);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,7 +386,7 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
             return;
         }
     }
-    const int ncb = prep_cb_blocks(p.G, p.cb_pre);
+    const int ncb = prep_cb_blocks(p.G, p.cb_pre, p.cb_parts);
     if (int(blockIdx.z) < ncb) {
         prep_cb<NS>(p, c, q, int(blockIdx.z), sbc);
         return;
@@ -427,6 +508,13 @@ int forced_prep_heads() {
     return v == 2 || v == 4 || v == 8 || v == 16 ? v : 0;
 }
 
+// Measurement knob: SSMKIT_SSD_CB_PARTS=1, 2 or 4 forces ssd_prep's blocks per (chunk, sequence,
+// group) for C B^T (cb_part; not v10).
+int forced_cb_parts() {
+    static const int v = ssmkit::cuda::knob_int("SSMKIT_SSD_CB_PARTS", 0);
+    return v == 1 || v == 2 || v == 4 ? v : 0;
+}
+
 // Measurement knob: SSMKIT_SSD_WALK=v9 runs the wgmma walk (d_state 128, tiles of 32 and 64,
 // sm_90a code) instead of the mma.sync walk (v8). Correct (gpu-check tests it) but slower so far:
 // docs/perf-ssd-notes.md, sixth session.
@@ -442,6 +530,14 @@ bool walk_v10() {
     static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_WALK", "v10");
     return v;
 }
+
+// Measurement knob: SSMKIT_SSD_WALK=v11 runs the one-warpgroup walk (scan_ssd_wg1.cu) where it
+// applies (wg1_shape, sm_90a code, x through TMA), after the v10 form of ssd_prep.
+bool walk_v11() {
+    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_WALK", "v11");
+    return v;
+}
+bool wg1_shape(const ssmkit::scan_shape& sh, int NS) { return NS == 128 && sh.n_keep == 1; }
 
 int pick_pt(const ssmkit::scan_shape& sh) {
     const int64_t P = sh.head_dim;
@@ -468,16 +564,19 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
     return fn;
 }
 
-bool encode_x_map(CUtensorMap* map, const ssmkit::scan_args& a, int PT) {
+// x boxes of PT columns x 64 tokens; swizzled (v11): boxes of 32 columns (128 bytes) with the
+// 128-byte swizzle, so that reading a column across tokens hits every bank once.
+bool encode_x_map(CUtensorMap* map, const ssmkit::scan_args& a, int PT, bool swizzled) {
     auto enc = tensor_map_encoder();
     if (!enc) return false;
     const ssmkit::scan_shape& sh = a.shape;
     const cuuint64_t dims[4] = {cuuint64_t(sh.head_dim), cuuint64_t(sh.n_head), cuuint64_t(sh.n_t), cuuint64_t(sh.n_seqs)};
     const cuuint64_t strides[3] = {cuuint64_t(a.x.nb[1]), cuuint64_t(a.x.nb[2]), cuuint64_t(a.x.nb[3])};
-    const cuuint32_t box[4] = {cuuint32_t(PT), 1, cuuint32_t(kL), 1};
+    const cuuint32_t box[4] = {cuuint32_t(swizzled ? 32 : PT), 1, cuuint32_t(kL), 1};
     const cuuint32_t estr[4] = {1, 1, 1, 1};
     return enc(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, a.x.data, dims, strides, box, estr,
-               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+               CU_TENSOR_MAP_INTERLEAVE_NONE, swizzled ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE,
+               CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
@@ -491,7 +590,7 @@ struct ws_parts {
 // the shape: the default walks never read it, so they neither allocate nor zero it
 ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const size_t nch = size_t((sh.n_t + kL - 1) / kL);
-    const bool v10_shape = walk_v10() && NS == 128 && (PT == 32 || PT == 64);
+    const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || (walk_v11() && wg1_shape(sh, NS));
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
             align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_tile_halves() * 2),
@@ -504,13 +603,13 @@ int prep_parts(const ssd_params& p, int NS, int hpb) {
         const int hpg = p.H / p.G, b = std::min(hpb, hpg);
         return p.G * ((hpg + b - 1) / b);
     }
-    return prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, hpb);
+    return prep_cb_blocks(p.G, p.cb_pre, p.cb_parts) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, hpb);
 }
 
 // ssd_prep, then the walk (scan_ssd_pipe.cu), which waits on ssd_prep's outputs through
 // programmatic dependent launch. Capturable: no host synchronization, no allocation.
 template <int NS>
-bool launch_ns(const ssd_params& p, int PT, cudaStream_t stream) {
+bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
     const dim3 pg(unsigned(p.nch), unsigned(p.S), unsigned(prep_parts(p, NS, p.prep_heads)));
     cudaLaunchAttribute attr;
     const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), 0, stream, &attr);
@@ -518,7 +617,7 @@ bool launch_ns(const ssd_params& p, int PT, cudaStream_t stream) {
         (void)cudaGetLastError();
         return false;
     }
-    return launch_main_pipe(p, NS, PT, stream);
+    return v11 ? launch_walk_wg1(p, stream) : launch_main_pipe(p, NS, PT, stream);
 }
 
 }  // namespace
@@ -611,11 +710,22 @@ int64_t ssd_min_tokens() { return 32; }
 bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_workspace* ws) {
     const ssmkit::scan_shape& sh = a.shape;
     if (!ws || !ssd_supports(sh)) return false;
-    const int NS = pick_ns(sh.d_state), PT = pick_pt(sh);
+    const int NS = pick_ns(sh.d_state);
+    ssd_params p{};
+    // 16-byte copies of x need 16-byte aligned rows and tiles that end on a 4-float boundary
+    const uintptr_t xa = reinterpret_cast<uintptr_t>(a.x.data);
+    p.x_vec = (xa % 16 == 0) && (a.x.nb[1] % 16 == 0) && (a.x.nb[2] % 16 == 0) &&
+              (a.x.nb[3] % 16 == 0) && (sh.head_dim % 4 == 0);
+    // x through TMA needs a tensor map (host-side encode, no allocation: capture-safe); if the
+    // encoder is unavailable the kernel reads x directly (slower, same results). The v11 walk
+    // reads x through TMA only, swizzled, in tiles of 64.
+    bool v11 = walk_v11() && wg1_shape(sh, NS) && ws->wgmma && p.x_vec && encode_x_map(&p.xmap, a, 64, true);
+    const int PT = v11 ? 64 : pick_pt(sh);
+    if (!v11 && p.x_vec) p.x_vec = encode_x_map(&p.xmap, a, PT, false);
     const ws_parts w = ws_layout(sh, NS, PT);
     if (ws->bytes < w.bc + w.dc + w.cb || ws->mh_bytes < w.mh) return false;
+    if (v11 && w.mh == 0) return false;
 
-    ssd_params p{};
     p.s = static_cast<const float*>(a.s.data);
     p.x = static_cast<const float*>(a.x.data);
     p.x_h = (long long)(a.x.nb[1] / 4);
@@ -638,27 +748,30 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.cb16 = reinterpret_cast<__half*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc);
     p.mh16 = static_cast<__half*>(ws->mh_ptr);
     p.cb_pre = PT != 80 && !walk_v6();
-    p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10());
-    p.wm = p.wg && walk_v10() && w.mh > 0;
+    p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10() || v11);
+    p.wm = p.wg && (walk_v10() || v11) && w.mh > 0;
     // ssd_prep's blocks are latency-bound and the walk waits for the slowest: few heads per block
     // (short blocks) while the grid still fits one wave of two blocks per SM, else kPrepHeads.
     // Measured (H200, granite, us, 2 / 4 / 8 / 16 heads per block): 512 x 1 18.31 / 18.42 / 18.76 /
     // 19.49, 4096 x 1 104.1 / 100.4 / 97.6 / 97.2, 512 x 8 83.8 / 80.2 / 76.9 / 76.5; this rule
     // picks 2, 16 and 16.
+    // With cb_pre (not v10) the C B^T work of a (chunk, sequence, group) is split over 4 or 2
+    // blocks when the grid still fits that one wave (short inputs: see cb_part).
     {
         const int64_t slots = 2 * int64_t(ssmkit::cuda::info_for_current_device().sm_count), cs = int64_t(p.nch) * p.S;
+        const bool split = p.cb_pre && !p.wm;
         p.prep_heads = kPrepHeads;
-        for (int hpb = 2; hpb < kPrepHeads; hpb *= 2)
-            if (cs * prep_parts(p, NS, hpb) <= slots) { p.prep_heads = hpb; break; }
+        p.cb_parts = 1;
+        bool fits = false;
+        for (int cbp = split ? 4 : 1; cbp >= 1 && !fits; cbp /= 2) {
+            p.cb_parts = cbp;
+            for (int hpb = 2; hpb < kPrepHeads && !fits; hpb *= 2)
+                if (cs * prep_parts(p, NS, hpb) <= slots) { p.prep_heads = hpb; fits = true; }
+        }
+        if (!fits) p.cb_parts = 1;
         if (forced_prep_heads()) p.prep_heads = forced_prep_heads();
+        if (split && forced_cb_parts()) p.cb_parts = forced_cb_parts();
     }
-    // 16-byte copies of x need 16-byte aligned rows and tiles that end on a 4-float boundary
-    const uintptr_t xa = reinterpret_cast<uintptr_t>(a.x.data);
-    p.x_vec = (xa % 16 == 0) && (a.x.nb[1] % 16 == 0) && (a.x.nb[2] % 16 == 0) &&
-              (a.x.nb[3] % 16 == 0) && (sh.head_dim % 4 == 0);
-    // x through TMA needs a tensor map (host-side encode, no allocation: capture-safe); if the
-    // encoder is unavailable the kernel reads x directly (slower, same results).
-    if (p.x_vec) p.x_vec = encode_x_map(&p.xmap, a, PT);
     const uintptr_t ba = reinterpret_cast<uintptr_t>(a.B.data), ca = reinterpret_cast<uintptr_t>(a.C.data);
     p.bc_vec = (ba % 16 == 0) && (ca % 16 == 0) && (a.B.nb[1] % 16 == 0) && (a.B.nb[2] % 16 == 0) &&
                (a.B.nb[3] % 16 == 0) && (a.C.nb[1] % 16 == 0) && (a.C.nb[2] % 16 == 0) &&
@@ -669,9 +782,9 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.y_vec = (out_addr % 8 == 0) && (sh.head_dim % 2 == 0);
 
     switch (NS) {
-        case 32: return launch_ns<32>(p, PT, stream);
-        case 64: return launch_ns<64>(p, PT, stream);
-        case 128: return launch_ns<128>(p, PT, stream);
+        case 32: return launch_ns<32>(p, PT, v11, stream);
+        case 64: return launch_ns<64>(p, PT, v11, stream);
+        case 128: return launch_ns<128>(p, PT, v11, stream);
         default: return false;
     }
 }

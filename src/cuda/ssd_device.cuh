@@ -59,6 +59,7 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     bool so_vec;    // output state rows can be written as float4 (y's size can leave them unaligned)
     bool y_vec;     // y rows can be written as float2
     int prep_heads; // heads per ssd_prep block
+    int cb_parts;   // ssd_prep blocks per (chunk, sequence, group) for C B^T and the B/C tile (1, 2, 4)
     bool wg;        // v9 walk (wgmma, sm_90a): ssd_prep writes the B^T and C tiles swizzled (wgmma.cuh)
     bool wm;        // v10 walk (with wg): ssd_prep writes each head's masked C B^T (mh16), no cb16
     __half* mh16;   // [q][h][chunk][L][L] swizzled K-major (wgmma.cuh): M[t][s] =
@@ -94,6 +95,14 @@ __device__ __forceinline__ float masked_exp(bool keep, float x, float w) {
     float e;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"((keep ? x : 0.f) * 1.4426950408889634f));
     return keep ? e * w : 0.f;
+}
+
+// exp(x) as one flush-to-zero MUFU.EX2 (no denormal fix-up); for factors <= 1 whose tiny values
+// are rounded to fp16 anyway.
+__device__ __forceinline__ float exp_ftz(float x) {
+    float e;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(x * 1.4426950408889634f));
+    return e;
 }
 
 __device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log1pf(expf(v)); }
@@ -220,7 +229,31 @@ __host__ __device__ inline int prep_head_blocks(int H, int heads_per_block) { re
 
 // ssd_prep blocks per chunk that compute C B^T (one per group; they also write the B/C tiles), and
 // that only round B/C to fp16 (without cb_pre).
-__host__ __device__ inline int prep_cb_blocks(int G, bool cb_pre) { return cb_pre ? G : 0; }
+__host__ __device__ inline int prep_cb_blocks(int G, bool cb_pre, int cb_parts) { return cb_pre ? G * cb_parts : 0; }
+
+// One of the cb_parts blocks that share a (chunk, sequence, group)'s C B^T and B/C tile: its
+// 16x16 blocks [blk0, blk0 + nblk) of C B^T (cb_block_pos order), the token rows of B [b0, b1)
+// and of C [c0, c1) those need, and the rows of the B/C tile it writes ([wb0, wb1), [wc0, wc1)),
+// which the parts cover exactly once. Splitting is for short inputs, where the prep is one wave
+// of short blocks and the C B^T block, loading all 128 rows (64 KB at d_state 128), ends last.
+struct cb_part_desc {
+    int blk0, nblk, b0, b1, c0, c1, wb0, wb1, wc0, wc1;
+};
+__device__ __forceinline__ cb_part_desc cb_part(int parts, int part) {
+    if (parts == 4) {
+        switch (part) {   // rows loaded: 64, 64, 48, 48 of 128
+            case 0: return {0, 3, 0, 32, 0, 32, 0, 32, 0, 32};     // (0,0) (1,0) (1,1)
+            case 1: return {3, 3, 0, 48, 32, 48, 32, 48, 32, 48};  // (2,0) (2,1) (2,2)
+            case 2: return {6, 2, 0, 32, 48, 64, 0, 0, 48, 64};    // (3,0) (3,1)
+            default: return {8, 2, 32, 64, 48, 64, 48, 64, 0, 0};  // (3,2) (3,3)
+        }
+    }
+    if (parts == 2) {   // rows loaded: 96 and 80
+        if (part == 0) return {0, 6, 0, 48, 0, 48, 0, 48, 0, 48};   // row groups 0-2
+        return {6, 4, 0, 64, 48, 64, 48, 64, 48, 64};               // row group 3
+    }
+    return {0, 10, 0, 64, 0, 64, 0, 64, 0, 64};
+}
 __host__ __device__ inline int prep_bc_blocks(int G, int NS, bool cb_pre) {
     if (cb_pre) return 0;
     const int quads = G * 2 * kL * (NS / 4);
@@ -235,5 +268,10 @@ template <int NS> __host__ __device__ constexpr size_t bc_tile_halves() { return
 // The walk (scan_ssd_pipe.cu), for head_dim tiles of 32, 64 and 80 (p.cb_pre: 32 and 64 only):
 // queues it and returns true, or returns false (nothing queued) when it does not handle (NS, PT).
 bool launch_main_pipe(const ssd_params& p, int NS, int PT, cudaStream_t stream);
+
+// The v11 walk (scan_ssd_wg1.cu): one warpgroup per (sequence, head, head_dim tile of 64), d_state
+// 128, K = 1, after ssd_prep in its v10 form (p.wg, p.wm) and with p.xmap encoded for boxes of 32
+// columns with the 128-byte swizzle. Queues it and returns true, or returns false.
+bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream);
 
 }  // namespace ssmkit::cuda::ssd

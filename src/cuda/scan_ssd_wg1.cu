@@ -1,0 +1,302 @@
+// The v11 walk of the chunked (SSD) scan: one warpgroup (128 threads) per (sequence, head,
+// head_dim tile of 64) walks the chunks in order, with every product on wgmma and the running
+// state in the accumulator registers of that one warpgroup.
+//
+// The earlier walks (scan_ssd_pipe.cu) keep the state S [n][p] in the registers of the state
+// warps and give y to other warps: each chunk, S goes to shared memory as fp16 for C S_in, x is
+// converted into shared memory, and several warps reload the same operands (ncu: the walk is
+// bound by shared-memory traffic, ~210 KB per chunk for tiles of 32). Here the problem is
+// transposed, head_dim p as the M dimension of every product:
+//   y^T [p][t]  = (S_in^T C^T) [p][t] * exp(cum_t)  +  (x^T M^T) [p][t]
+//   S^T [p][n]  = exp(cum_last) S^T + (x w)^T B      (w_t = delta_t exp(cum_last - cum_t))
+// S^T is the accumulator of the state update's wgmma (m64n128); its fp16 copy is, register for
+// register, the A fragment of the next chunk's S_in^T C^T (the accumulator layout of m64nN equals
+// the A-fragment layout of m64k16), so the state never leaves the registers. x^T and (x w)^T are
+// A fragments too, read from the TMA-swizzled x tile (conflict-free). Only B^T, C and M (the
+// per-head masked C B^T that ssd_prep writes for the v10 walk) are read by the tensor cores from
+// shared memory: 40 KB per chunk and head, against ~420 KB for two v8 blocks of 32 columns.
+//
+// Per chunk: S_in^T C^T (8 k-steps) and the state update (4, on the state already scaled by
+// exp(cum_last)) are issued back to back and run together; after the first completes, its columns are scaled by exp(cum_t) and x^T M^T (4)
+// accumulates on top. Three stages of copies (B^T/C 32 KB, M 8 KB, x 16 KB, tables 1.6 KB).
+// Handles d_state 128 (ssd_prep pads 65..128), any head_dim (partial tiles masked), K = 1 (the
+// final state only; kept states need the other walks), x through TMA; sm_90a only.
+#include "cuda/scan_ssd.h"
+#include "cuda/pdl.cuh"
+#include "cuda/ssd_device.cuh"
+#include "cuda/wgmma.cuh"
+
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace ssmkit::cuda::ssd {
+namespace {
+
+namespace wg = ssmkit::cuda::wg;
+
+constexpr int kWgThreads = 128;
+constexpr int kPt = 64;   // head_dim tile: the M of every product
+
+struct wg1_layout {
+    static constexpr size_t bc = size_t(2) * kL * 128 * 2;   // B^T [n][t], then C [t][n], swizzled
+    static constexpr size_t mh = kMhHalves * 2;              // M [t][s], swizzled
+    static constexpr size_t xh = size_t(kL) * 32 * 4;        // x, 32 columns [t][p]: one TMA box
+    static constexpr size_t dc = size_t(dct::kDiag) * 4;     // the decay table without diagonal rows
+    static constexpr size_t off_mh = bc, off_x = bc + mh, off_dc = bc + mh + 2 * xh;
+    static constexpr size_t stage = (off_dc + dc + 1023) / 1024 * 1024;
+    static constexpr int stages = 3;
+    static constexpr size_t total = stages * stage + 64 + 1024;   // + mbarriers, + 1024-byte alignment
+    static_assert(total <= 227 * 1024, "shared memory");
+    static_assert(off_x % 1024 == 0 && xh % 1024 == 0 && off_mh % 1024 == 0, "swizzled tiles");
+};
+
+// A (64 x 16, registers) * B^T (N x 16, swizzled shared memory) into d; accumulate = false
+// overwrites. A holds rows 16 w + lane/4 (+8), columns 2 (lane%4) (+1) and +8 (+9).
+__device__ __forceinline__ void mma_rs_m64n64(float (&d)[32], const uint32_t (&a)[4], uint64_t db, bool accumulate) {
+    SSMKIT_WG_ASM(
+        "{\n .reg .pred p;\n setp.ne.b32 p, %37, 0;\n"
+        " wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(int(accumulate)));
+}
+__device__ __forceinline__ void mma_rs_m64n128(float (&d)[64], const uint32_t (&a)[4], uint64_t db) {
+    SSMKIT_WG_ASM(
+        "{\n .reg .pred p;\n setp.ne.b32 p, %69, 0;\n"
+        " wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,"
+        "%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63},"
+        " {%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+// Keeps A fragments in their registers until the wgmma reading them has completed (the compiler
+// does not know the read is asynchronous).
+template <int R>
+__device__ __forceinline__ void pin_regs(uint32_t (&a)[R][4]) {
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[i][e])::"memory");
+}
+
+__global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_constant__ ssd_params p) {
+    using LY = wg1_layout;
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    unsigned char* const smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
+    uint64_t* const bars = reinterpret_cast<uint64_t*>(smem + LY::stages * LY::stage);
+
+    const int n_pt = (p.P + kPt - 1) / kPt;
+    const int pt = blockIdx.x % n_pt, h = blockIdx.x / n_pt, q = blockIdx.y;
+    const int p0 = pt * kPt, pvalid = min(kPt, p.P - p0);
+    const int g = h / (p.H / p.G);
+    // visibly uniform (a shuffle), so ptxas keeps the wgmma asynchronous
+    const int warp = __shfl_sync(0xffffffffu, int(threadIdx.x >> 5), 0), lane = threadIdx.x & 31;
+    const int gr = lane >> 2, qd = lane & 3;
+    const int pr0 = 16 * warp + gr;   // this thread's rows p (tile-relative): pr0 and pr0 + 8
+
+    const __half* bcq = p.bc16 + ((size_t)q * p.G + g) * p.nch * bc_tile_halves<128>();
+    const __half* mhq = p.mh16 + ((size_t)q * p.H + h) * p.nch * kMhHalves;
+    const float* dcq = p.dc + ((size_t)q * p.H + h) * p.nch * dct::kFloats;
+    auto stage = [&](int c) { return smem + (c % LY::stages) * LY::stage; };
+
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < LY::stages; ++i) mbar_init(&bars[i], 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    // x is an input (its copies may start before ssd_prep is done); the byte count covers the stage
+    auto issue_x = [&](int c) {
+        if (c >= p.nch || threadIdx.x != 0) return;
+        uint64_t* bar = &bars[c % LY::stages];
+        mbar_expect_arrive(bar, unsigned(LY::bc + LY::mh + 2 * LY::xh + LY::dc));
+        unsigned char* st = stage(c);
+        tma_x(st + LY::off_x, &p.xmap, p0, h, c * kL, q, bar);
+        tma_x(st + LY::off_x + LY::xh, &p.xmap, p0 + 32, h, c * kL, q, bar);
+    };
+    auto issue_dep = [&](int c) {
+        if (c >= p.nch || threadIdx.x != 0) return;
+        unsigned char* st = stage(c);
+        uint64_t* bar = &bars[c % LY::stages];
+        bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<128>(), unsigned(LY::bc), bar);
+        bulk_g2s(st + LY::off_mh, mhq + (size_t)c * kMhHalves, unsigned(LY::mh), bar);
+        bulk_g2s(st + LY::off_dc, dcq + (size_t)c * dct::kFloats, unsigned(LY::dc), bar);
+    };
+
+    // ---- prologue (overlaps ssd_prep): the initial state from slot ids[q], as S^T in the
+    // accumulator layout: S[4 j + e] = S^T[pr0 + 8 (e / 2)][8 j + 2 qd + e % 2]
+    float S[64];
+    {
+        const int slot = p.ids[q];
+        const float* s0 = p.s + (size_t)p.N * (p0 + (size_t)p.P * ((size_t)h + (size_t)p.H * slot));
+#pragma unroll
+        for (int j = 0; j < 16; ++j)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int pp = pr0 + 8 * r, n = 8 * j + 2 * qd;
+                float2 v = make_float2(0.f, 0.f);
+                if (pp < pvalid) {
+                    const float* src = s0 + (size_t)p.N * pp + n;
+                    if (p.s_vec && n + 1 < p.N) v = __ldg(reinterpret_cast<const float2*>(src));
+                    else {
+                        if (n < p.N) v.x = __ldg(src);
+                        if (n + 1 < p.N) v.y = __ldg(src + 1);
+                    }
+                }
+                S[4 * j + 2 * r] = v.x;
+                S[4 * j + 2 * r + 1] = v.y;
+            }
+    }
+    __syncthreads();   // mbarriers initialised
+    for (int c = 0; c < LY::stages; ++c) issue_x(c);
+    ssmkit::cuda::pdl_wait_previous();   // ssd_prep's tiles and tables are complete and visible
+    for (int c = 0; c < LY::stages; ++c) issue_dep(c);
+
+    float* const yq = p.out + (size_t)p.P * ((size_t)h + (size_t)p.H * (size_t)p.T * q) + p0;
+    const size_t ystep = (size_t)p.P * p.H;   // floats between tokens of y
+
+    for (int c = 0; c < p.nch; ++c) {
+        unsigned char* const st = stage(c);
+        mbar_wait(&bars[c % LY::stages], unsigned(c / LY::stages) & 1u);
+        const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
+        const uint32_t sbase = smem_u32(st);
+
+        // x^T and (x w)^T as A fragments (K = tokens): rows pr0 (+8), tokens 16 kk + 2 qd (+1), +8 (+9).
+        // The TMA's 128-byte swizzle puts (t, p) at t*128 + ((p/4 ^ t%8) * 16) + (p%4)*4 in its box.
+        uint32_t xa[4][4], xw[4][4];
+        {
+            const unsigned char* xb = st + LY::off_x + (pr0 >> 5) * LY::xh;
+            const int pl = pr0 & 31;
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+                for (int tk = 0; tk < 2; ++tk) {
+                    const int t = 16 * kk + 2 * qd + 8 * tk;
+                    const float2 w = *reinterpret_cast<const float2*>(tab + dct::kWs + t);
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const int pc = pl + 8 * r;
+                        const float x0 = *reinterpret_cast<const float*>(xb + t * 128 + ((((pc >> 2) ^ t) & 7) << 4) + (pc & 3) * 4);
+                        const float x1 = *reinterpret_cast<const float*>(xb + (t + 1) * 128 + ((((pc >> 2) ^ (t + 1)) & 7) << 4) + (pc & 3) * 4);
+                        xa[kk][r + 2 * tk] = pack_half2(x0, x1);
+                        xw[kk][r + 2 * tk] = pack_half2(x0 * w.x, x1 * w.y);
+                    }
+                }
+        }
+        // S_in^T as A fragments (K = n): k-step kk is accumulator tiles j = 2 kk and 2 kk + 1
+        uint32_t sa[8][4];
+#pragma unroll
+        for (int kk = 0; kk < 8; ++kk) {
+            sa[kk][0] = pack_half2(S[8 * kk + 0], S[8 * kk + 1]);
+            sa[kk][1] = pack_half2(S[8 * kk + 2], S[8 * kk + 3]);
+            sa[kk][2] = pack_half2(S[8 * kk + 4], S[8 * kk + 5]);
+            sa[kk][3] = pack_half2(S[8 * kk + 6], S[8 * kk + 7]);
+        }
+        // the state update runs on the decayed state
+        const float el = tab[dct::kEl];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) S[i] *= el;
+        float y[32];
+#pragma unroll
+        for (int i = 0; i < 32; ++i) y[i] = 0.f;
+        wg::pin(y);
+        wg::pin(S);
+        wg::fence();
+        const uint32_t c_tile = sbase + uint32_t(kL * 128 * 2);   // C after B^T
+#pragma unroll
+        for (int kk = 0; kk < 8; ++kk) mma_rs_m64n64(y, sa[kk], wg::sw128_desc(c_tile, kL, 0, 16 * kk), kk > 0);
+        wg::commit();
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) mma_rs_m64n128(S, xw[kk], wg::sw128_desc(sbase, 128, 0, 16 * kk));
+        wg::commit();
+        wg::wait<1>();   // S_in^T C^T done
+        wg::pin(y);
+        pin_regs(sa);
+        // y^T columns t = 8 j + 2 qd (+1) times exp(cum_t), then + x^T M^T
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float2 e = *reinterpret_cast<const float2*>(tab + dct::kRowE + 8 * j + 2 * qd);
+            y[4 * j] *= e.x;
+            y[4 * j + 1] *= e.y;
+            y[4 * j + 2] *= e.x;
+            y[4 * j + 3] *= e.y;
+        }
+        wg::pin(y);
+        wg::fence();
+        const uint32_t m_tile = sbase + uint32_t(LY::off_mh);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) mma_rs_m64n64(y, xa[kk], wg::sw128_desc(m_tile, kL, 0, 16 * kk), true);
+        wg::commit();
+        wg::wait<0>();
+        wg::pin(y);
+        wg::pin(S);
+        pin_regs(xa);
+        pin_regs(xw);
+        __syncthreads();   // every read of stage c (x fragments, wgmma operands) is done
+        issue_x(c + LY::stages);
+        issue_dep(c + LY::stages);
+
+        // y[t][p] = y^T[p][t]: accumulator 4 j + e holds row pr0 + 8 (e / 2), column 8 j + 2 qd + e % 2
+        const int t0 = c * kL;
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int t = t0 + 8 * j + 2 * qd + (e & 1), pp = pr0 + 8 * (e >> 1);
+                if (t < p.T && pp < pvalid) yq[(size_t)t * ystep + pp] = y[4 * j + e];
+            }
+    }
+
+    // ---- epilogue: the final state (K = 1)
+    const size_t ysz = (size_t)p.P * p.H * p.T * p.S;
+    float* const sq = p.out + ysz + (size_t)p.N * (p0 + (size_t)p.P * (h + (size_t)p.H * q));
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int pp = pr0 + 8 * r, n = 8 * j + 2 * qd;
+            if (pp >= pvalid) continue;
+            float* d = sq + (size_t)p.N * pp + n;
+            if (p.so_vec && n + 1 < p.N) *reinterpret_cast<float2*>(d) = make_float2(S[4 * j + 2 * r], S[4 * j + 2 * r + 1]);
+            else {
+                if (n < p.N) d[0] = S[4 * j + 2 * r];
+                if (n + 1 < p.N) d[1] = S[4 * j + 2 * r + 1];
+            }
+        }
+}
+
+}  // namespace
+
+bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
+    static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (dev >= 64 || !((prepared >> dev) & 1ull)) {
+        if (cudaFuncSetAttribute(ssd_walk_wg1, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
+            cudaSuccess)
+            return false;
+        if (dev < 64) prepared |= 1ull << dev;
+    }
+    const int n_pt = (p.P + kPt - 1) / kPt;
+    cudaLaunchAttribute attr;
+    const cudaLaunchConfig_t cfg =
+        ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S)), dim3(kWgThreads), wg1_layout::total, stream, &attr);
+    if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1, p) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return true;
+}
+
+}  // namespace ssmkit::cuda::ssd
