@@ -72,37 +72,24 @@ __device__ __forceinline__ float4 load_bc4(const ssd_params& p, int q, int g, in
 // fp32 accumulation, stored as fp16 without decay: computing it once here replaces 160 mma per
 // chunk in every walk block (48 per group for granite).
 // The chunk's B and C (group g) rounded to fp16 into sbc, rows padded to bc_ld (B rows then C
-// rows): B token rows [b0, b1) and C token rows [c0, c1) only (the rest of sbc is not written);
-// the caller synchronizes before reading it. Every load is issued before the first store.
+// rows); the caller synchronizes before reading it.
 template <int NS>
-__device__ __forceinline__ void load_bc_tile(const ssd_params& p, int c, int q, int g, __half* sbc, int b0 = 0, int b1 = kL,
-                                             int c0 = 0, int c1 = kL) {
+__device__ __forceinline__ void load_bc_tile(const ssd_params& p, int c, int q, int g, __half* sbc) {
     constexpr int ld = bc_ld<NS>();
-    constexpr int q4 = NS / 4;
-    constexpr int kPerThread = 2 * kL * q4 / kPrepThreads;
+    constexpr int kPerThread = 2 * kL * (NS / 4) / kPrepThreads;
     static_assert(kPerThread >= 1, "d_state >= 32");
     const int t0 = c * kL;
-    const int nb = (b1 - b0) * q4, total = nb + (c1 - c0) * q4;
     float4 v[kPerThread];
-    auto row_of = [&](int i, int& r, int& n) {   // sbc row (B: token, C: kL + token) and column
-        const int j = i < nb ? i : i - nb;
-        r = i < nb ? b0 + j / q4 : kL + c0 + j / q4;
-        n = (j % q4) * 4;
-    };
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
         const int i = threadIdx.x + u * kPrepThreads;
-        if (i >= total) break;
-        int r, n;
-        row_of(i, r, n);
+        const int n = (i % (NS / 4)) * 4, r = i / (NS / 4);
         v[u] = load_bc4(p, q, g, r / kL, t0 + r % kL, n);
     }
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
         const int i = threadIdx.x + u * kPrepThreads;
-        if (i >= total) break;
-        int r, n;
-        row_of(i, r, n);
+        const int n = (i % (NS / 4)) * 4, r = i / (NS / 4);
         __half2* d = reinterpret_cast<__half2*>(sbc + r * ld + n);
         d[0] = __floats2half2_rn(v[u].x, v[u].y);
         d[1] = __floats2half2_rn(v[u].z, v[u].w);
@@ -111,18 +98,16 @@ __device__ __forceinline__ void load_bc_tile(const ssd_params& p, int c, int q, 
 
 // The v9/v10 walks' B/C tile from sbc: B^T ([n][t], the state update's A operand) then C ([t][n],
 // C S_in's A operand), both K-major and swizzled (wgmma.cuh), in 16-byte pieces of 8 halves.
-// Only B^T columns (tokens) [wb0, wb1) and C rows [wc0, wc1), multiples of 8.
 template <int NS>
-__device__ void write_bc_swizzled(const ssd_params& p, int c, int q, int g, const __half* sbc, int wb0 = 0, int wb1 = kL,
-                                  int wc0 = 0, int wc1 = kL) {
+__device__ void write_bc_swizzled(const ssd_params& p, int c, int q, int g, const __half* sbc) {
     constexpr int ld = bc_ld<NS>();
     unsigned char* dst = reinterpret_cast<unsigned char*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
     // B^T: row n, tokens 8 j... Consecutive lanes take consecutive n, so each of the eight 2-byte
     // reads of a warp covers 64 contiguous bytes of one sbc row; with lanes along t instead (the
     // first version), the rows 8 tokens apart all start on the same bank (ld = NS + 8 halves keeps
     // ldmatrix conflict-free, which makes 8 * ld a multiple of 32 words): 16-way conflicts.
-    for (int i = threadIdx.x; i < NS * ((wb1 - wb0) / 8); i += kPrepThreads) {
-        const int n = i % NS, t = wb0 + (i / NS) * 8;
+    for (int i = threadIdx.x; i < NS * (kL / 8); i += kPrepThreads) {
+        const int n = i % NS, t = (i / NS) * 8;
         uint32_t w[4];
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
@@ -132,40 +117,33 @@ __device__ void write_bc_swizzled(const ssd_params& p, int c, int q, int g, cons
         }
         *reinterpret_cast<uint4*>(dst + wg::sw128_offset(n, t, NS)) = make_uint4(w[0], w[1], w[2], w[3]);
     }
-    for (int i = threadIdx.x; i < (wc1 - wc0) * (NS / 8); i += kPrepThreads) {   // C: row t, columns 8 j..
-        const int t = wc0 + i / (NS / 8), n = (i % (NS / 8)) * 8;
+    for (int i = threadIdx.x; i < kL * (NS / 8); i += kPrepThreads) {   // C: row t, columns 8 j..
+        const int t = i / (NS / 8), n = (i % (NS / 8)) * 8;
         *reinterpret_cast<uint4*>(dst + NS * kL * 2 + wg::sw128_offset(t, n, kL)) =
             *reinterpret_cast<const uint4*>(sbc + (kL + t) * ld + n);
     }
 }
 
 template <int NS>
-__device__ void prep_cb(const ssd_params& p, int c, int q, int z, __half* sbc) {
+__device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
     constexpr int ld = bc_ld<NS>();
-    const int g = z / p.cb_parts;
-    const cb_part_desc d = cb_part(p.cb_parts, z % p.cb_parts);
-    load_bc_tile<NS>(p, c, q, g, sbc, d.b0, d.b1, d.c0, d.c1);
+    load_bc_tile<NS>(p, c, q, g, sbc);
     __syncthreads();
     PREP_TL(0);
     if (p.wg) {
-        write_bc_swizzled<NS>(p, c, q, g, sbc, d.wb0, d.wb1, d.wc0, d.wc1);
+        write_bc_swizzled<NS>(p, c, q, g, sbc);
     } else {   // the B/C tile for the walk: this shared-memory image, padding included (never read)
-        constexpr int row16 = ld / 8;   // 16-byte pieces per row
         const uint4* src = reinterpret_cast<const uint4*>(sbc);
         uint4* dst = reinterpret_cast<uint4*>(p.bc16 + (((size_t)q * p.G + g) * p.nch + c) * bc_tile_halves<NS>());
-        const int nb = (d.wb1 - d.wb0) * row16, total = nb + (d.wc1 - d.wc0) * row16;
-        for (int i = threadIdx.x; i < total; i += kPrepThreads) {
-            const int k = i < nb ? d.wb0 * row16 + i : (kL + d.wc0) * row16 + (i - nb);
-            dst[k] = src[k];
-        }
+        for (int i = threadIdx.x; i < int(bc_tile_halves<NS>() / 8); i += kPrepThreads) dst[i] = src[i];
     }
     PREP_TL(1);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
     __half* dst = p.cb16 + (((size_t)q * p.G + g) * p.nch + c) * cb_tile_halves();
-    for (int b = warp; b < d.nblk; b += kPrepThreads / 32) {
+    for (int blk = warp; blk < 10; blk += kPrepThreads / 32) {
         int rg, jj;
-        cb_block_pos(d.blk0 + b, rg, jj);
+        cb_block_pos(blk, rg, jj);
         float acc[2][4];
         cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
 #pragma unroll
@@ -231,53 +209,35 @@ __device__ __forceinline__ void head_tables(const ssd_params& p, int c, int q, i
     if (lane == 0) dst[dct::kEl] = __expf(cl);
 }
 
-// v10: the masked C B^T of nh heads from the block's fp32 C B^T (cbf, [t][s], row stride kCbfLd),
-// written as half2 into each head's swizzled tile. Work item = (16x16 block on or below the
-// diagonal, head); warp w takes items [w * per, (w + 1) * per), ordered block-major so that a warp
-// reloads its block's fragment (rows rg*16 + gr and +8, columns jj*16 + hf*8 + 2 qd and +1) only
-// when the block changes. The four threads of a row group fill one 16-byte piece; a thread's two
-// pieces share a 32-byte sector. Blocks above the diagonal stay as the zeros the buffer was made
-// with.
+// v10: warp `blk` (< 10) holds C B^T block (rg, jj) in mma fragments (rows rg*16 + gr and +8,
+// columns jj*16 + hf*8 + 2 qd and +1) and writes that block of M for each of the nh heads
+// straight from registers, as half2 into the swizzled tile (the four threads of a row group fill
+// one 16-byte piece; the two pieces of a thread share a 32-byte sector). Blocks above the
+// diagonal stay as the zeros the buffer was made with.
 // Below the diagonal block the decay factors through the end e of the column block,
 // exp(cum_t - cum_s) delta_s = exp(cum_t - cum_e) * kWt_s, both factors <= 1 (nothing
-// overflows): two exponentials per item and thread instead of eight. The diagonal block keeps the
-// direct form (there exp(cum_t - cum_e) can overflow while kWt_s underflows).
-// The first version gave each thread 16-byte pieces of all heads: ~18 k warp instructions per
-// 16-head block (index arithmetic, a skipped item per piece above the diagonal, 16 loads of
-// factors per piece), 14-18 us of the prep at granite 4096 x 1; the second kept the fragments in
-// the ten warps that computed them (ncu: 46% of the prep's stall samples, 1150 instructions per
-// warp on 10 of 16 warps).
-constexpr int kCbfLd = kL + 8;   // 72 floats: the fragment stores and loads are conflict-free
+// overflows): two exponentials per head and thread instead of eight. The diagonal block keeps
+// the direct form (there exp(cum_t - cum_e) can overflow while kWt_s underflows).
+// Measured (H200, granite 4096 x 1, v10, same builds): 97.9 us with the first version (C B^T
+// staged in shared memory, each thread 16-byte pieces of all heads: ~18 k warp instructions per
+// 16-head block), 93.5 with this one, 95.4 with the items spread over all 16 warps from a staged
+// fp32 copy (ssd_prep 23.3 us under ncu against 21.7 here).
 __device__ __forceinline__ void mask_heads(const ssd_params& p, int c, int q, int h0, int nh, const float (*sdec)[3][kL],
-                                           const float* cbf, int warp, int lane) {
+                                           const float (&acc)[2][4], int rg, int jj, int lane) {
     const int gr = lane >> 2, qd = lane & 3;
-    const int items = 10 * nh, per = (items + kPrepThreads / 32 - 1) / (kPrepThreads / 32);
-    unsigned char* const dst0 = reinterpret_cast<unsigned char*>(p.mh16 + (((size_t)q * p.H + h0) * p.nch + c) * kMhHalves);
-    const size_t head_bytes = size_t(p.nch) * kMhHalves * 2;
-    int cur = -1, r0 = 0, r1 = 0, jj = 0, s_[2] = {0, 0};
-    bool diag = false;
-    float acc[2][4] = {};
-    uint32_t off[2][2] = {};
-#pragma unroll 1
-    for (int i = warp * per; i < min(items, (warp + 1) * per); ++i) {
-        const int blk = i / nh, hh = i - blk * nh;
-        if (blk != cur) {   // warp-uniform
-            cur = blk;
-            int rg;
-            cb_block_pos(blk, rg, jj);
-            diag = rg == jj;
-            r0 = rg * 16 + gr;
-            r1 = r0 + 8;
+    const int r0 = rg * 16 + gr, r1 = r0 + 8;
+    const int s_[2] = {jj * 16 + 2 * qd, jj * 16 + 8 + 2 * qd};
+    uint32_t off[2][2];
 #pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                s_[hf] = jj * 16 + hf * 8 + 2 * qd;
-                const float2 a = *reinterpret_cast<const float2*>(cbf + r0 * kCbfLd + s_[hf]);
-                const float2 b = *reinterpret_cast<const float2*>(cbf + r1 * kCbfLd + s_[hf]);
-                acc[hf][0] = a.x; acc[hf][1] = a.y; acc[hf][2] = b.x; acc[hf][3] = b.y;
-                off[hf][0] = wg::sw128_offset_k64(r0, s_[hf]);
-                off[hf][1] = wg::sw128_offset_k64(r1, s_[hf]);
-            }
-        }
+    for (int hf = 0; hf < 2; ++hf) {
+        off[hf][0] = wg::sw128_offset_k64(r0, s_[hf]);
+        off[hf][1] = wg::sw128_offset_k64(r1, s_[hf]);
+    }
+    unsigned char* dst = reinterpret_cast<unsigned char*>(p.mh16 + (((size_t)q * p.H + h0) * p.nch + c) * kMhHalves);
+    const size_t head_bytes = size_t(p.nch) * kMhHalves * 2;
+    const bool diag = rg == jj;
+#pragma unroll 2
+    for (int hh = 0; hh < nh; ++hh, dst += head_bytes) {
         const float* cum = sdec[hh][0];
         const float c0 = cum[r0], c1 = cum[r1];
         float m[2][4];
@@ -304,7 +264,6 @@ __device__ __forceinline__ void mask_heads(const ssd_params& p, int c, int q, in
                 m[hf][3] = masked_exp(s + 1 <= r1, c1 - cs.y, acc[hf][3] * d.y);
             }
         }
-        unsigned char* dst = dst0 + hh * head_bytes;
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
             *reinterpret_cast<uint32_t*>(dst + off[hf][0]) = pack_half2(m[hf][0], m[hf][1]);
@@ -342,21 +301,9 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, f
         cb_block_pos(warp, rg, jj);
         cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
     }
-    __syncthreads();   // sbc read; sdec written
-    static_assert(size_t(kL) * kCbfLd * 4 <= size_t(2) * kL * ld * 2, "C B^T staging fits the B/C tile");
-    float* cbf = reinterpret_cast<float*>(sbc);   // fp32 C B^T staged over sbc, [t][s]
-    if (warp < 10) {
-        const int gr = lane >> 2, qd = lane & 3;
-#pragma unroll
-        for (int hf = 0; hf < 2; ++hf) {
-            const int col = jj * 16 + hf * 8 + 2 * qd, row = rg * 16 + gr;
-            *reinterpret_cast<float2*>(cbf + row * kCbfLd + col) = make_float2(acc[hf][0], acc[hf][1]);
-            *reinterpret_cast<float2*>(cbf + (row + 8) * kCbfLd + col) = make_float2(acc[hf][2], acc[hf][3]);
-        }
-    }
-    __syncthreads();
+    __syncthreads();   // sdec written
     PREP_TL(1);
-    mask_heads(p, c, q, h0, nh, sdec, cbf, warp, lane);
+    if (warp < 10) mask_heads(p, c, q, h0, nh, sdec, acc, rg, jj, lane);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,7 +333,7 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
             return;
         }
     }
-    const int ncb = prep_cb_blocks(p.G, p.cb_pre, p.cb_parts);
+    const int ncb = prep_cb_blocks(p.G, p.cb_pre);
     if (int(blockIdx.z) < ncb) {
         prep_cb<NS>(p, c, q, int(blockIdx.z), sbc);
         return;
@@ -508,13 +455,6 @@ int forced_prep_heads() {
     return v == 2 || v == 4 || v == 8 || v == 16 ? v : 0;
 }
 
-// Measurement knob: SSMKIT_SSD_CB_PARTS=1, 2 or 4 forces ssd_prep's blocks per (chunk, sequence,
-// group) for C B^T (cb_part; not v10).
-int forced_cb_parts() {
-    static const int v = ssmkit::cuda::knob_int("SSMKIT_SSD_CB_PARTS", 0);
-    return v == 1 || v == 2 || v == 4 ? v : 0;
-}
-
 // Measurement knob: SSMKIT_SSD_WALK=v9 runs the wgmma walk (d_state 128, tiles of 32 and 64,
 // sm_90a code) instead of the mma.sync walk (v8). Correct (gpu-check tests it) but slower so far:
 // docs/perf-ssd-notes.md, sixth session.
@@ -580,6 +520,22 @@ bool encode_x_map(CUtensorMap* map, const ssmkit::scan_args& a, int PT, bool swi
                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// v11: y (the head of out, [P, H, T, S] contiguous) for tensor stores of 32 x 64 boxes with the
+// 128-byte swizzle; needs a 16-byte aligned out and head_dim % 4 == 0.
+bool encode_y_map(CUtensorMap* map, const ssmkit::scan_args& a) {
+    auto enc = tensor_map_encoder();
+    const ssmkit::scan_shape& sh = a.shape;
+    if (!enc || reinterpret_cast<uintptr_t>(a.out.data) % 16 != 0 || sh.head_dim % 4 != 0) return false;
+    const cuuint64_t dims[4] = {cuuint64_t(sh.head_dim), cuuint64_t(sh.n_head), cuuint64_t(sh.n_t), cuuint64_t(sh.n_seqs)};
+    const cuuint64_t row = cuuint64_t(sh.head_dim) * 4;
+    const cuuint64_t strides[3] = {row, row * cuuint64_t(sh.n_head), row * cuuint64_t(sh.n_head) * cuuint64_t(sh.n_t)};
+    const cuuint32_t box[4] = {32, 1, cuuint32_t(kL), 1};
+    const cuuint32_t estr[4] = {1, 1, 1, 1};
+    return enc(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, a.out.data, dims, strides, box, estr,
+               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 size_t align256(size_t v) { return (v + 255) & ~size_t(255); }
 
 struct ws_parts {
@@ -603,7 +559,7 @@ int prep_parts(const ssd_params& p, int NS, int hpb) {
         const int hpg = p.H / p.G, b = std::min(hpb, hpg);
         return p.G * ((hpg + b - 1) / b);
     }
-    return prep_cb_blocks(p.G, p.cb_pre, p.cb_parts) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, hpb);
+    return prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, hpb);
 }
 
 // ssd_prep, then the walk (scan_ssd_pipe.cu), which waits on ssd_prep's outputs through
@@ -719,7 +675,8 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     // x through TMA needs a tensor map (host-side encode, no allocation: capture-safe); if the
     // encoder is unavailable the kernel reads x directly (slower, same results). The v11 walk
     // reads x through TMA only, swizzled, in tiles of 64.
-    bool v11 = walk_v11() && wg1_shape(sh, NS) && ws->wgmma && p.x_vec && encode_x_map(&p.xmap, a, 64, true);
+    bool v11 = walk_v11() && wg1_shape(sh, NS) && ws->wgmma && p.x_vec && encode_x_map(&p.xmap, a, 64, true) &&
+               encode_y_map(&p.ymap, a);
     const int PT = v11 ? 64 : pick_pt(sh);
     if (!v11 && p.x_vec) p.x_vec = encode_x_map(&p.xmap, a, PT, false);
     const ws_parts w = ws_layout(sh, NS, PT);
@@ -755,22 +712,12 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     // Measured (H200, granite, us, 2 / 4 / 8 / 16 heads per block): 512 x 1 18.31 / 18.42 / 18.76 /
     // 19.49, 4096 x 1 104.1 / 100.4 / 97.6 / 97.2, 512 x 8 83.8 / 80.2 / 76.9 / 76.5; this rule
     // picks 2, 16 and 16.
-    // With cb_pre (not v10) the C B^T work of a (chunk, sequence, group) is split over 4 or 2
-    // blocks when the grid still fits that one wave (short inputs: see cb_part).
     {
         const int64_t slots = 2 * int64_t(ssmkit::cuda::info_for_current_device().sm_count), cs = int64_t(p.nch) * p.S;
-        const bool split = p.cb_pre && !p.wm;
         p.prep_heads = kPrepHeads;
-        p.cb_parts = 1;
-        bool fits = false;
-        for (int cbp = split ? 4 : 1; cbp >= 1 && !fits; cbp /= 2) {
-            p.cb_parts = cbp;
-            for (int hpb = 2; hpb < kPrepHeads && !fits; hpb *= 2)
-                if (cs * prep_parts(p, NS, hpb) <= slots) { p.prep_heads = hpb; fits = true; }
-        }
-        if (!fits) p.cb_parts = 1;
+        for (int hpb = 2; hpb < kPrepHeads; hpb *= 2)
+            if (cs * prep_parts(p, NS, hpb) <= slots) { p.prep_heads = hpb; break; }
         if (forced_prep_heads()) p.prep_heads = forced_prep_heads();
-        if (split && forced_cb_parts()) p.cb_parts = forced_cb_parts();
     }
     const uintptr_t ba = reinterpret_cast<uintptr_t>(a.B.data), ca = reinterpret_cast<uintptr_t>(a.C.data);
     p.bc_vec = (ba % 16 == 0) && (ca % 16 == 0) && (a.B.nb[1] % 16 == 0) && (a.B.nb[2] % 16 == 0) &&

@@ -16,6 +16,8 @@
 // per-head masked C B^T that ssd_prep writes for the v10 walk) are read by the tensor cores from
 // shared memory: 40 KB per chunk and head, against ~420 KB for two v8 blocks of 32 columns.
 //
+// y goes out through shared memory and TMA stores (the accumulator holds y^T; 32 scalar stores
+// per thread and chunk with their address arithmetic would sit on the walk's serial path).
 // Per chunk: S_in^T C^T (8 k-steps) and the state update (4, on the state already scaled by
 // exp(cum_last)) are issued back to back and run together; after the first completes, its columns are scaled by exp(cum_t) and x^T M^T (4)
 // accumulates on top. Three stages of copies (B^T/C 32 KB, M 8 KB, x 16 KB, tables 1.6 KB).
@@ -46,7 +48,10 @@ struct wg1_layout {
     static constexpr size_t off_mh = bc, off_x = bc + mh, off_dc = bc + mh + 2 * xh;
     static constexpr size_t stage = (off_dc + dc + 1023) / 1024 * 1024;
     static constexpr int stages = 3;
-    static constexpr size_t total = stages * stage + 64 + 1024;   // + mbarriers, + 1024-byte alignment
+    static constexpr size_t ybuf = 2 * xh;                      // y of a chunk, [t][p] as two TMA boxes
+    static constexpr size_t off_y = stages * stage;             // two y buffers (chunk parity)
+    static constexpr size_t off_bars = off_y + 2 * ybuf;
+    static constexpr size_t total = off_bars + 64 + 1024;   // + mbarriers, + 1024-byte alignment
     static_assert(total <= 227 * 1024, "shared memory");
     static_assert(off_x % 1024 == 0 && xh % 1024 == 0 && off_mh % 1024 == 0, "swizzled tiles");
 };
@@ -96,7 +101,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
     using LY = wg1_layout;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     unsigned char* const smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
-    uint64_t* const bars = reinterpret_cast<uint64_t*>(smem + LY::stages * LY::stage);
+    uint64_t* const bars = reinterpret_cast<uint64_t*>(smem + LY::off_bars);
 
     const int n_pt = (p.P + kPt - 1) / kPt;
     const int pt = blockIdx.x % n_pt, h = blockIdx.x / n_pt, q = blockIdx.y;
@@ -163,8 +168,19 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
     ssmkit::cuda::pdl_wait_previous();   // ssd_prep's tiles and tables are complete and visible
     for (int c = 0; c < LY::stages; ++c) issue_dep(c);
 
-    float* const yq = p.out + (size_t)p.P * ((size_t)h + (size_t)p.H * (size_t)p.T * q) + p0;
-    const size_t ystep = (size_t)p.P * p.H;   // floats between tokens of y
+    // Element (t, p) of a 64 x 32 box under the TMA's 128-byte swizzle (x as loaded, y as stored):
+    // t * 128 + ((p / 4 ^ t % 8) * 16) + (p % 4) * 4. For this thread's rows p = pr0 (+8) and tokens
+    // t = 8 i + 2 qd (+1) the swizzle term does not depend on i: xo[r][par] is the offset of
+    // (2 qd + par, pr0 % 32 + 8 r), and (8 i + 2 qd + par, same p) lies i * 1024 bytes further.
+    uint32_t xo[2][2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int par = 0; par < 2; ++par) {
+            const int pc = (pr0 & 31) + 8 * r, tt = 2 * qd + par;
+            xo[r][par] = tt * 128 + ((((pc >> 2) ^ tt) & 7) << 4) + (pc & 3) * 4;
+        }
+    const uint32_t xhalf = (pr0 >> 5) * uint32_t(LY::xh);   // the box of this thread's columns
 
     for (int c = 0; c < p.nch; ++c) {
         unsigned char* const st = stage(c);
@@ -176,19 +192,17 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         // The TMA's 128-byte swizzle puts (t, p) at t*128 + ((p/4 ^ t%8) * 16) + (p%4)*4 in its box.
         uint32_t xa[4][4], xw[4][4];
         {
-            const unsigned char* xb = st + LY::off_x + (pr0 >> 5) * LY::xh;
-            const int pl = pr0 & 31;
+            const unsigned char* xb = st + LY::off_x + xhalf;
 #pragma unroll
             for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
                 for (int tk = 0; tk < 2; ++tk) {
-                    const int t = 16 * kk + 2 * qd + 8 * tk;
-                    const float2 w = *reinterpret_cast<const float2*>(tab + dct::kWs + t);
+                    const int i = 2 * kk + tk;   // tokens 8 i + 2 qd (+1)
+                    const float2 w = *reinterpret_cast<const float2*>(tab + dct::kWs + 8 * i + 2 * qd);
 #pragma unroll
                     for (int r = 0; r < 2; ++r) {
-                        const int pc = pl + 8 * r;
-                        const float x0 = *reinterpret_cast<const float*>(xb + t * 128 + ((((pc >> 2) ^ t) & 7) << 4) + (pc & 3) * 4);
-                        const float x1 = *reinterpret_cast<const float*>(xb + (t + 1) * 128 + ((((pc >> 2) ^ (t + 1)) & 7) << 4) + (pc & 3) * 4);
+                        const float x0 = *reinterpret_cast<const float*>(xb + i * 1024 + xo[r][0]);
+                        const float x1 = *reinterpret_cast<const float*>(xb + i * 1024 + xo[r][1]);
                         xa[kk][r + 2 * tk] = pack_half2(x0, x1);
                         xw[kk][r + 2 * tk] = pack_half2(x0 * w.x, x1 * w.y);
                     }
@@ -243,20 +257,28 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         wg::pin(S);
         pin_regs(xa);
         pin_regs(xw);
+        if (threadIdx.x == 0) bulk_wait_read<1>();   // chunk c - 2's y store has read its buffer
         __syncthreads();   // every read of stage c (x fragments, wgmma operands) is done
         issue_x(c + LY::stages);
         issue_dep(c + LY::stages);
 
-        // y[t][p] = y^T[p][t]: accumulator 4 j + e holds row pr0 + 8 (e / 2), column 8 j + 2 qd + e % 2
-        const int t0 = c * kL;
+        // y[t][p] = y^T[p][t] (accumulator 4 j + e: row pr0 + 8 (e / 2), token 8 j + 2 qd + e % 2)
+        // into this chunk's y buffer as the TMA boxes' image (conflict-free: the x layout), then
+        // two tensor stores (clipped past T and head_dim) by one thread
+        unsigned char* const yb = smem + LY::off_y + (c & 1) * LY::ybuf;
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int t = t0 + 8 * j + 2 * qd + (e & 1), pp = pr0 + 8 * (e >> 1);
-                if (t < p.T && pp < pvalid) yq[(size_t)t * ystep + pp] = y[4 * j + e];
-            }
+            for (int e = 0; e < 4; ++e) *reinterpret_cast<float*>(yb + xhalf + j * 1024 + xo[e >> 1][e & 1]) = y[4 * j + e];
+        wg::fence_smem_for_async();
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            tma_store(&p.ymap, yb, p0, h, c * kL, q);
+            tma_store(&p.ymap, yb + LY::xh, p0 + 32, h, c * kL, q);
+            bulk_commit();
+        }
     }
+    if (threadIdx.x == 0) bulk_wait_all();   // the y stores are done before the block (and its shared memory) ends
 
     // ---- epilogue: the final state (K = 1)
     const size_t ysz = (size_t)p.P * p.H * p.T * p.S;

@@ -59,11 +59,12 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     bool so_vec;    // output state rows can be written as float4 (y's size can leave them unaligned)
     bool y_vec;     // y rows can be written as float2
     int prep_heads; // heads per ssd_prep block
-    int cb_parts;   // ssd_prep blocks per (chunk, sequence, group) for C B^T and the B/C tile (1, 2, 4)
     bool wg;        // v9 walk (wgmma, sm_90a): ssd_prep writes the B^T and C tiles swizzled (wgmma.cuh)
     bool wm;        // v10 walk (with wg): ssd_prep writes each head's masked C B^T (mh16), no cb16
     __half* mh16;   // [q][h][chunk][L][L] swizzled K-major (wgmma.cuh): M[t][s] =
                     // (C B^T)[t][s] exp(cum_t - cum_s) delta_s for s <= t, else 0 (when wm)
+    CUtensorMap ymap;   // v11: y as a 4-d tensor (p, h, t, q), boxes of 32 x 64 with the 128-byte
+                        // swizzle, stored from shared memory (clipped past T and head_dim)
 };
 
 // ns since an arbitrary epoch, the same on every SM (diagnostic timelines: SSMKIT_SSD_TRACE)
@@ -166,6 +167,19 @@ __device__ __forceinline__ void bulk_g2s(void* dst, const void* src, unsigned by
         "l"(src), "r"(bytes), "r"(smem_u32(bar))
         : "memory");
 }
+// Tensor (TMA) store shared -> global of one box, in the thread's bulk async-group.
+__device__ __forceinline__ void tma_store(const CUtensorMap* map, const void* src, int c0, int c1, int c2, int c3) {
+    asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+                     reinterpret_cast<uint64_t>(map)),
+                 "r"(smem_u32(src)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+                 : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Until at most N of this thread's bulk groups still read their shared-memory source.
+template <int N>
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory"); }
+// Until all of this thread's bulk groups are complete (their writes done).
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 __device__ __forceinline__ void tma_x(void* dst, const CUtensorMap* map, int c0, int c1, int c2, int c3, uint64_t* bar) {
     asm volatile(
         "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(
@@ -229,31 +243,7 @@ __host__ __device__ inline int prep_head_blocks(int H, int heads_per_block) { re
 
 // ssd_prep blocks per chunk that compute C B^T (one per group; they also write the B/C tiles), and
 // that only round B/C to fp16 (without cb_pre).
-__host__ __device__ inline int prep_cb_blocks(int G, bool cb_pre, int cb_parts) { return cb_pre ? G * cb_parts : 0; }
-
-// One of the cb_parts blocks that share a (chunk, sequence, group)'s C B^T and B/C tile: its
-// 16x16 blocks [blk0, blk0 + nblk) of C B^T (cb_block_pos order), the token rows of B [b0, b1)
-// and of C [c0, c1) those need, and the rows of the B/C tile it writes ([wb0, wb1), [wc0, wc1)),
-// which the parts cover exactly once. Splitting is for short inputs, where the prep is one wave
-// of short blocks and the C B^T block, loading all 128 rows (64 KB at d_state 128), ends last.
-struct cb_part_desc {
-    int blk0, nblk, b0, b1, c0, c1, wb0, wb1, wc0, wc1;
-};
-__device__ __forceinline__ cb_part_desc cb_part(int parts, int part) {
-    if (parts == 4) {
-        switch (part) {   // rows loaded: 64, 64, 48, 48 of 128
-            case 0: return {0, 3, 0, 32, 0, 32, 0, 32, 0, 32};     // (0,0) (1,0) (1,1)
-            case 1: return {3, 3, 0, 48, 32, 48, 32, 48, 32, 48};  // (2,0) (2,1) (2,2)
-            case 2: return {6, 2, 0, 32, 48, 64, 0, 0, 48, 64};    // (3,0) (3,1)
-            default: return {8, 2, 32, 64, 48, 64, 48, 64, 0, 0};  // (3,2) (3,3)
-        }
-    }
-    if (parts == 2) {   // rows loaded: 96 and 80
-        if (part == 0) return {0, 6, 0, 48, 0, 48, 0, 48, 0, 48};   // row groups 0-2
-        return {6, 4, 0, 64, 48, 64, 48, 64, 48, 64};               // row group 3
-    }
-    return {0, 10, 0, 64, 0, 64, 0, 64, 0, 64};
-}
+__host__ __device__ inline int prep_cb_blocks(int G, bool cb_pre) { return cb_pre ? G : 0; }
 __host__ __device__ inline int prep_bc_blocks(int G, int NS, bool cb_pre) {
     if (cb_pre) return 0;
     const int quads = G * 2 * kL * (NS / 4);
