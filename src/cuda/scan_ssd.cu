@@ -146,6 +146,12 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
         cb_block_pos(blk, rg, jj);
         float acc[2][4];
         cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
+        if (p.wm_split) {   // fp32, as the fragments ssd_mask works on
+            float4* f = reinterpret_cast<float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (blk * 32 + lane) * 2;
+            f[0] = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
+            f[1] = make_float4(acc[1][0], acc[1][1], acc[1][2], acc[1][3]);
+            continue;
+        }
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
             const int col = jj * 16 + hf * 8 + 2 * qd, row = rg * 16 + gr;
@@ -328,7 +334,7 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
     const int c = blockIdx.x, q = blockIdx.y;
     const int t0 = c * kL;
     if constexpr (NS == 128) {   // v10 handles d_state 128 only
-        if (p.wm) {
+        if (p.wm && !p.wm_split) {
             prep_wm<NS>(p, c, q, int(blockIdx.z), sbc, sdt, sdec);
             return;
         }
@@ -380,7 +386,7 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
     PREP_TL(0);
     static_assert(kPrepHeads == kPrepThreads / 32, "a warp per head");
     if (warp < hpb && h < p.H) head_tables(p, c, q, h, warp, lane, sdt, sdec, p.cb_pre);
-    if (!p.cb_pre) return;   // block-uniform
+    if (!p.cb_pre || p.wm) return;   // block-uniform; the v10/v11 walks read no diagonal rows
     __syncthreads();
     PREP_TL(1);
     // Diagonal-block decay rows, spread over the whole block: item -> (head, row t, 8 columns).
@@ -434,6 +440,38 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__
 #endif
 }
 
+// ssd_mask (wm_split: the third launch, after ssd_prep): grid (chunk, sequence, part of a group's
+// heads), one warp per C B^T block on or below the diagonal. The block reads the ten fp32 blocks
+// ssd_prep left in the workspace and its heads' cum, delta and kWt, then writes their masked
+// tiles (mask_heads). Splitting this from ssd_prep keeps every block short: the v10 prep blocks,
+// which each loaded B and C, computed C B^T and then masked up to 16 heads, made a 22 us prep at
+// granite 4096 x 1 (ncu) against 12.5 for the v8 prep.
+__global__ void __launch_bounds__(kMaskThreads) ssd_mask(const __grid_constant__ ssd_params p) {
+    __shared__ float sdec[kPrepHeads][3][kL];
+    ssmkit::cuda::pdl_begin();   // after ssd_prep; the walk may start its prologue
+    const int c = blockIdx.x, q = blockIdx.y, z = blockIdx.z;
+    const int hpg = p.H / p.G;
+    const int hpb = min(p.mask_heads, hpg);
+    const int ppg = (hpg + hpb - 1) / hpb;
+    const int g = z / ppg, part = z % ppg;
+    const int h0 = g * hpg + part * hpb;
+    const int nh = min(hpb, hpg - part * hpb);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const float4* f = reinterpret_cast<const float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (warp * 32 + lane) * 2;
+    const float4 a = f[0], b = f[1];
+    for (int i = threadIdx.x; i < nh * 3 * (kL / 4); i += kMaskThreads) {   // float4 pieces
+        const int hh = i / (3 * (kL / 4)), k = i % (3 * (kL / 4)), arr = k / (kL / 4), j = (k % (kL / 4)) * 4;
+        const int off = arr == 0 ? dct::kCum : arr == 1 ? dct::kDelta : dct::kWt;
+        *reinterpret_cast<float4*>(&sdec[hh][arr][j]) =
+            *reinterpret_cast<const float4*>(p.dc + (((size_t)q * p.H + h0 + hh) * p.nch + c) * dct::kFloats + off + j);
+    }
+    __syncthreads();
+    const float acc[2][4] = {{a.x, a.y, a.z, a.w}, {b.x, b.y, b.z, b.w}};
+    int rg, jj;
+    cb_block_pos(warp, rg, jj);
+    mask_heads(p, c, q, h0, nh, sdec, acc, rg, jj, lane);
+}
+
 int pick_ns(int64_t N) { return N <= 32 ? 32 : N <= 64 ? 64 : N <= 128 ? 128 : 0; }
 
 // Measurement knob: SSMKIT_SSD_WALK=v6 selects the walk that computes the masked C B^T blocks
@@ -453,6 +491,19 @@ int forced_tile() {
 int forced_prep_heads() {
     static const int v = ssmkit::cuda::knob_int("SSMKIT_SSD_PREP_HEADS", 0);
     return v == 2 || v == 4 || v == 8 || v == 16 ? v : 0;
+}
+
+// Measurement knobs for the v10/v11 prep: SSMKIT_SSD_MASK=fused keeps the masks in ssd_prep (one
+// block per chunk and part of a group's heads loads B/C, computes C B^T and masks); the default
+// gives them their own launch (ssd_mask) with SSMKIT_SSD_MASK_HEADS (1, 2, 4, 8, 16; 4) heads per
+// block.
+bool mask_fused() {
+    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused");
+    return v;
+}
+int forced_mask_heads() {
+    static const int v = ssmkit::cuda::knob_int("SSMKIT_SSD_MASK_HEADS", 0);
+    return v == 1 || v == 2 || v == 4 || v == 8 || v == 16 ? v : 0;
 }
 
 // Measurement knob: SSMKIT_SSD_WALK=v9 runs the wgmma walk (d_state 128, tiles of 32 and 64,
@@ -549,13 +600,13 @@ ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || (walk_v11() && wg1_shape(sh, NS));
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
-            align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_tile_halves() * 2),
+            align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_region_bytes()),
             v10_shape ? align256(size_t(sh.n_seqs) * sh.n_head * nch * kMhHalves * 2) : 0};
 }
 
 // ssd_prep's grid parts per (chunk, sequence): v10 blocks cover the heads of one group each
 int prep_parts(const ssd_params& p, int NS, int hpb) {
-    if (p.wm) {
+    if (p.wm && !p.wm_split) {
         const int hpg = p.H / p.G, b = std::min(hpb, hpg);
         return p.G * ((hpg + b - 1) / b);
     }
@@ -572,6 +623,16 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
     if (cudaLaunchKernelEx(&cfg, ssd_prep<NS>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
+    }
+    if (p.wm && p.wm_split) {
+        const int hpg = p.H / p.G, b = std::min(p.mask_heads, hpg);
+        const dim3 mg(unsigned(p.nch), unsigned(p.S), unsigned(p.G * ((hpg + b - 1) / b)));
+        cudaLaunchAttribute mattr;
+        const cudaLaunchConfig_t mcfg = ssmkit::cuda::pdl_config(mg, dim3(kMaskThreads), 0, stream, &mattr);
+        if (cudaLaunchKernelEx(&mcfg, ssd_mask, p) != cudaSuccess) {
+            (void)cudaGetLastError();
+            return false;
+        }
     }
     return v11 ? launch_walk_wg1(p, stream) : launch_main_pipe(p, NS, PT, stream);
 }
@@ -707,6 +768,9 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.cb_pre = PT != 80 && !walk_v6();
     p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10() || v11);
     p.wm = p.wg && (walk_v10() || v11) && w.mh > 0;
+    p.wm_split = p.wm && !mask_fused();
+    p.mask_heads = forced_mask_heads() ? forced_mask_heads() : 4;
+    p.cbf32 = reinterpret_cast<float*>(p.cb16);
     // ssd_prep's blocks are latency-bound and the walk waits for the slowest: few heads per block
     // (short blocks) while the grid still fits one wave of two blocks per SM, else kPrepHeads.
     // Measured (H200, granite, us, 2 / 4 / 8 / 16 heads per block): 512 x 1 18.31 / 18.42 / 18.76 /

@@ -182,34 +182,29 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         }
     const uint32_t xhalf = (pr0 >> 5) * uint32_t(LY::xh);   // the box of this thread's columns
 
-    for (int c = 0; c < p.nch; ++c) {
-        unsigned char* const st = stage(c);
-        mbar_wait(&bars[c % LY::stages], unsigned(c / LY::stages) & 1u);
+    // x^T and (x w)^T of chunk c as A fragments (K = tokens): rows pr0 (+8), tokens 16 kk + 2 qd (+1)
+    // and +8 (+9), read from the swizzled boxes with the offsets above
+    auto load_x = [&](int c, uint32_t (&xa)[4][4], uint32_t (&xw)[4][4]) {
+        const unsigned char* st = stage(c);
         const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
-        const uint32_t sbase = smem_u32(st);
-
-        // x^T and (x w)^T as A fragments (K = tokens): rows pr0 (+8), tokens 16 kk + 2 qd (+1), +8 (+9).
-        // The TMA's 128-byte swizzle puts (t, p) at t*128 + ((p/4 ^ t%8) * 16) + (p%4)*4 in its box.
-        uint32_t xa[4][4], xw[4][4];
-        {
-            const unsigned char* xb = st + LY::off_x + xhalf;
+        const unsigned char* xb = st + LY::off_x + xhalf;
 #pragma unroll
-            for (int kk = 0; kk < 4; ++kk)
+        for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
-                for (int tk = 0; tk < 2; ++tk) {
-                    const int i = 2 * kk + tk;   // tokens 8 i + 2 qd (+1)
-                    const float2 w = *reinterpret_cast<const float2*>(tab + dct::kWs + 8 * i + 2 * qd);
+            for (int tk = 0; tk < 2; ++tk) {
+                const int i = 2 * kk + tk;   // tokens 8 i + 2 qd (+1)
+                const float2 w = *reinterpret_cast<const float2*>(tab + dct::kWs + 8 * i + 2 * qd);
 #pragma unroll
-                    for (int r = 0; r < 2; ++r) {
-                        const float x0 = *reinterpret_cast<const float*>(xb + i * 1024 + xo[r][0]);
-                        const float x1 = *reinterpret_cast<const float*>(xb + i * 1024 + xo[r][1]);
-                        xa[kk][r + 2 * tk] = pack_half2(x0, x1);
-                        xw[kk][r + 2 * tk] = pack_half2(x0 * w.x, x1 * w.y);
-                    }
+                for (int r = 0; r < 2; ++r) {
+                    const float x0 = *reinterpret_cast<const float*>(xb + i * 1024 + xo[r][0]);
+                    const float x1 = *reinterpret_cast<const float*>(xb + i * 1024 + xo[r][1]);
+                    xa[kk][r + 2 * tk] = pack_half2(x0, x1);
+                    xw[kk][r + 2 * tk] = pack_half2(x0 * w.x, x1 * w.y);
                 }
-        }
-        // S_in^T as A fragments (K = n): k-step kk is accumulator tiles j = 2 kk and 2 kk + 1
-        uint32_t sa[8][4];
+            }
+    };
+    // S^T as fp16 A fragments (K = n): k-step kk is accumulator tiles j = 2 kk and 2 kk + 1
+    auto pack_state = [&](uint32_t (&sa)[8][4]) {
 #pragma unroll
         for (int kk = 0; kk < 8; ++kk) {
             sa[kk][0] = pack_half2(S[8 * kk + 0], S[8 * kk + 1]);
@@ -217,6 +212,20 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
             sa[kk][2] = pack_half2(S[8 * kk + 4], S[8 * kk + 5]);
             sa[kk][3] = pack_half2(S[8 * kk + 6], S[8 * kk + 7]);
         }
+    };
+    auto wait_stage = [&](int c) { mbar_wait(&bars[c % LY::stages], unsigned(c / LY::stages) & 1u); };
+
+    // Software pipelined: only the state carries a dependency from chunk to chunk, so chunk c+1's
+    // x fragments are read while chunk c's state update and x^T M^T run on the tensor cores.
+    uint32_t xa[4][4], xw[4][4], sa[8][4];
+    wait_stage(0);
+    load_x(0, xa, xw);
+    pack_state(sa);
+    for (int c = 0; c < p.nch; ++c) {
+        unsigned char* const st = stage(c);
+        const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
+        const uint32_t sbase = smem_u32(st);
+
         // the state update runs on the decayed state
         const float el = tab[dct::kEl];
 #pragma unroll
@@ -252,11 +261,24 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) mma_rs_m64n64(y, xa[kk], wg::sw128_desc(m_tile, kL, 0, 16 * kk), true);
         wg::commit();
+        uint32_t xa_n[4][4] = {}, xw_n[4][4] = {};
+        if (c + 1 < p.nch) {   // block-uniform
+            wait_stage(c + 1);
+            load_x(c + 1, xa_n, xw_n);
+        }
         wg::wait<0>();
         wg::pin(y);
         wg::pin(S);
         pin_regs(xa);
         pin_regs(xw);
+        pack_state(sa);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                xa[kk][e] = xa_n[kk][e];
+                xw[kk][e] = xw_n[kk][e];
+            }
         if (threadIdx.x == 0) bulk_wait_read<1>();   // chunk c - 2's y store has read its buffer
         __syncthreads();   // every read of stage c (x fragments, wgmma operands) is done
         issue_x(c + LY::stages);

@@ -63,6 +63,10 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     bool wm;        // v10 walk (with wg): ssd_prep writes each head's masked C B^T (mh16), no cb16
     __half* mh16;   // [q][h][chunk][L][L] swizzled K-major (wgmma.cuh): M[t][s] =
                     // (C B^T)[t][s] exp(cum_t - cum_s) delta_s for s <= t, else 0 (when wm)
+    bool wm_split;  // with wm: C B^T in ssd_prep (cbf32), the masks in ssd_mask (a third launch)
+    int mask_heads; // heads per ssd_mask block (wm_split)
+    float* cbf32;   // [q][g][chunk][10][32][8]: fp32 C B^T blocks on and below the diagonal in the
+                    // mma accumulator layout (block blk, lane, the lane's 8 values) (wm_split)
     CUtensorMap ymap;   // v11: y as a 4-d tensor (p, h, t, q), boxes of 32 x 64 with the 128-byte
                         // swizzle, stored from shared memory (clipped past T and head_dim)
 };
@@ -233,6 +237,13 @@ constexpr size_t kMhHalves = size_t(kL) * kL;
 
 constexpr int kCbLd = kL + 8;   // halves per row of a C B^T tile (padding against bank conflicts)
 __host__ __device__ constexpr size_t cb_tile_halves() { return size_t(kL) * kCbLd; }
+// ssd_prep's C B^T output per (sequence, group, chunk): the fp16 tile, or with wm_split the fp32
+// fragments of the ten blocks (10 x 32 lanes x 8 floats)
+constexpr size_t kCbfFloats = size_t(10) * 32 * 8;
+__host__ __device__ constexpr size_t cb_region_bytes() {
+    return cb_tile_halves() * 2 > kCbfFloats * 4 ? cb_tile_halves() * 2 : kCbfFloats * 4;
+}
+constexpr int kMaskThreads = 320;   // ssd_mask: one warp per C B^T block
 
 constexpr int kPrepThreads = 512;
 constexpr int kPrepBatch = 8;
