@@ -24,6 +24,7 @@
 // Handles d_state 128 (ssd_prep pads 65..128), any head_dim (partial tiles masked), K = 1 (the
 // final state only; kept states need the other walks), x through TMA; sm_90a only.
 #include "cuda/scan_ssd.h"
+#include "cuda/knobs.h"
 #include "cuda/pdl.cuh"
 #include "cuda/ssd_device.cuh"
 #include "cuda/wgmma.cuh"
@@ -97,6 +98,9 @@ __device__ __forceinline__ void pin_regs(uint32_t (&a)[R][4]) {
         for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[i][e])::"memory");
 }
 
+// DEFER: chunk c's y leaves the registers (a copy) and is stored while chunk c+1's products run,
+// with the two block barriers of the store; otherwise it is stored right after chunk c's products.
+template <bool DEFER>
 __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_constant__ ssd_params p) {
     using LY = wg1_layout;
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -217,7 +221,34 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
 
     // Software pipelined: only the state carries a dependency from chunk to chunk, so chunk c+1's
     // x fragments are read while chunk c's state update and x^T M^T run on the tensor cores.
+    // y of chunk cc out: the previous store from its buffer has read it, stage cc's slot is refilled
+    // (every read of stage cc is done: its wgmma have completed), y[t][p] = y^T[p][t] (accumulator
+    // 4 j + e: row pr0 + 8 (e / 2), token 8 j + 2 qd + e % 2) goes into the buffer as the TMA boxes'
+    // image (conflict-free: the x layout), and one thread issues two tensor stores (clipped past T
+    // and head_dim)
+    auto flush_y = [&](int cc, const float (&v)[32]) {
+        if (threadIdx.x == 0) bulk_wait_read<1>();   // chunk cc - 2's store has read the buffer
+        __syncthreads();
+        issue_x(cc + LY::stages);
+        issue_dep(cc + LY::stages);
+        unsigned char* const yb = smem + LY::off_y + (cc & 1) * LY::ybuf;
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) *reinterpret_cast<float*>(yb + xhalf + j * 1024 + xo[e >> 1][e & 1]) = v[4 * j + e];
+        wg::fence_smem_for_async();
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            tma_store(&p.ymap, yb, p0, h, cc * kL, q);
+            tma_store(&p.ymap, yb + LY::xh, p0 + 32, h, cc * kL, q);
+            bulk_commit();
+        }
+    };
+
     uint32_t xa[4][4], xw[4][4], sa[8][4];
+    float y[32], yp[32];   // y of the chunk, and with DEFER the previous chunk's
+#pragma unroll
+    for (int i = 0; i < 32; ++i) y[i] = 0.f;
     wait_stage(0);
     load_x(0, xa, xw);
     pack_state(sa);
@@ -230,9 +261,9 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         const float el = tab[dct::kEl];
 #pragma unroll
         for (int i = 0; i < 64; ++i) S[i] *= el;
-        float y[32];
-#pragma unroll
-        for (int i = 0; i < 32; ++i) y[i] = 0.f;
+        // (the first k-step overwrites y; y is not zeroed per chunk, so that its registers stay
+        // live into the wgmma and are never shared with yp: ptxas would then wait for the wgmma
+        // before flush_y reads yp)
         wg::pin(y);
         wg::pin(S);
         wg::fence();
@@ -243,6 +274,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) mma_rs_m64n128(S, xw[kk], wg::sw128_desc(sbase, 128, 0, 16 * kk));
         wg::commit();
+        if (DEFER && c > 0) flush_y(c - 1, yp);
         wg::wait<1>();   // S_in^T C^T done
         wg::pin(y);
         pin_regs(sa);
@@ -279,27 +311,14 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
                 xa[kk][e] = xa_n[kk][e];
                 xw[kk][e] = xw_n[kk][e];
             }
-        if (threadIdx.x == 0) bulk_wait_read<1>();   // chunk c - 2's y store has read its buffer
-        __syncthreads();   // every read of stage c (x fragments, wgmma operands) is done
-        issue_x(c + LY::stages);
-        issue_dep(c + LY::stages);
-
-        // y[t][p] = y^T[p][t] (accumulator 4 j + e: row pr0 + 8 (e / 2), token 8 j + 2 qd + e % 2)
-        // into this chunk's y buffer as the TMA boxes' image (conflict-free: the x layout), then
-        // two tensor stores (clipped past T and head_dim) by one thread
-        unsigned char* const yb = smem + LY::off_y + (c & 1) * LY::ybuf;
+        if constexpr (DEFER) {
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) *reinterpret_cast<float*>(yb + xhalf + j * 1024 + xo[e >> 1][e & 1]) = y[4 * j + e];
-        wg::fence_smem_for_async();
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            tma_store(&p.ymap, yb, p0, h, c * kL, q);
-            tma_store(&p.ymap, yb + LY::xh, p0 + 32, h, c * kL, q);
-            bulk_commit();
+            for (int i = 0; i < 32; ++i) yp[i] = y[i];
+        } else {
+            flush_y(c, y);
         }
     }
+    if (DEFER && p.nch > 0) flush_y(p.nch - 1, yp);
     if (threadIdx.x == 0) bulk_wait_all();   // the y stores are done before the block (and its shared memory) ends
 
     // ---- epilogue: the final state (K = 1)
@@ -322,13 +341,21 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
 
 }  // namespace
 
+// Measurement knob: SSMKIT_SSD_V11_DEFER=0 stores each chunk's y before the next chunk's products.
+bool defer_y() {
+    static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_V11_DEFER", 1) != 0;
+    return v;
+}
+
 bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
     static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_walk_wg1, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
-            cudaSuccess)
+        if (cudaFuncSetAttribute(ssd_walk_wg1<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
+                cudaSuccess ||
+            cudaFuncSetAttribute(ssd_walk_wg1<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
+                cudaSuccess)
             return false;
         if (dev < 64) prepared |= 1ull << dev;
     }
@@ -336,7 +363,7 @@ bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
     cudaLaunchAttribute attr;
     const cudaLaunchConfig_t cfg =
         ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S)), dim3(kWgThreads), wg1_layout::total, stream, &attr);
-    if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1, p) != cudaSuccess) {
+    if (cudaLaunchKernelEx(&cfg, defer_y() ? ssd_walk_wg1<true> : ssd_walk_wg1<false>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
