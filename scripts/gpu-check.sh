@@ -78,6 +78,10 @@ if [ -x "$TO" ]; then
     step "test (chunked, walk v9, tile 64)" test-ssd-v9-64.log env SSMKIT_SSD_WALK=v9 SSMKIT_SSD_TILE=64 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v10)" test-ssd-v10.log env SSMKIT_SSD_WALK=v10 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v10, tile 64)" test-ssd-v10-64.log env SSMKIT_SSD_WALK=v10 SSMKIT_SSD_TILE=64 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    # The one-warpgroup walk (v11) and the mma.sync walk (v8), each forced on every chunked case it takes
+    step "test (chunked, walk v11)" test-ssd-v11.log env SSMKIT_SSD_WALK=v11 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "test (chunked, walk v11, fused masks)" test-ssd-v11-fused.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=fused "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "test (chunked, walk v8)" test-ssd-v8.log env SSMKIT_SSD_WALK=v8 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (decode v1)" test-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" test -b cuda -o SSM_SCAN -p 'n_seq_tokens=1,'
     GOLD=$(ls .golden/*/*/*.gguf 2>/dev/null)
     # Files first: -b takes every value up to the next option.
@@ -86,6 +90,8 @@ if [ -x "$TO" ]; then
         step "check golden (chunked path)" check-ssd.log "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v9)" check-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v10)" check-ssd-v10.log env SSMKIT_SSD_WALK=v10 "$TO" check $GOLD -b cuda --scan-path chunked
+        step "check golden (chunked, walk v11)" check-ssd-v11.log env SSMKIT_SSD_WALK=v11 "$TO" check $GOLD -b cuda --scan-path chunked
+        step "check golden (chunked, walk v8)" check-ssd-v8.log env SSMKIT_SSD_WALK=v8 "$TO" check $GOLD -b cuda --scan-path chunked
     else skip "check golden" "no .golden/*/*/*.gguf carried"; fi
 else
     skip "test-ops" "not built"
@@ -111,6 +117,11 @@ if command -v compute-sanitizer > /dev/null && [ -x "$TO" ]; then
     step "memcheck (chunked, walk v10)" memcheck-ssd-v10.log env SSMKIT_SSD_WALK=v10 compute-sanitizer --tool memcheck \
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v10)" racecheck-ssd-v10.log env SSMKIT_SSD_WALK=v10 compute-sanitizer --tool racecheck \
+        --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    # v11: its TMA stores of y, the mask launch and the walk's single-warpgroup pipeline
+    step "memcheck (chunked, walk v11)" memcheck-ssd-v11.log env SSMKIT_SSD_WALK=v11 compute-sanitizer --tool memcheck \
+        --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    step "racecheck (chunked, walk v11)" racecheck-ssd-v11.log env SSMKIT_SSD_WALK=v11 compute-sanitizer --tool racecheck \
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     if [ "${SANITIZE:-full}" != quick ]; then
         step "racecheck (chunked, tile 32)" racecheck-ssd32.log env SSMKIT_SSD_TILE=32 compute-sanitizer --tool racecheck \
@@ -143,6 +154,10 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
     step "perf SSD walk v9" perf-var-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD walk v10" perf-var-ssd-v10.log env SSMKIT_SSD_WALK=v10 "$TO" perf -b cuda -o SSM_SCAN \
+        -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
+    step "perf SSD walk v8" perf-var-ssd-v8.log env SSMKIT_SSD_WALK=v8 "$TO" perf -b cuda -o SSM_SCAN \
+        -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
+    step "perf SSD walk v11" perf-var-ssd-v11.log env SSMKIT_SSD_WALK=v11 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD walk v6" perf-var-ssd-v6.log env SSMKIT_SSD_WALK=v6 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"

@@ -529,6 +529,19 @@ bool walk_v11() {
     return v;
 }
 bool wg1_shape(const ssmkit::scan_shape& sh, int NS) { return NS == 128 && sh.n_keep == 1; }
+// SSMKIT_SSD_WALK unset or empty: the default choice, v11 wherever it applies to whole tiles of
+// 64 columns (head_dim % 64 == 0; Nemotron-H's 80 keeps the v6 walk), else v8 or v6.
+// SSMKIT_SSD_WALK=v8 keeps v8 (or v6) everywhere.
+bool walk_default() {
+    static const bool v = [] {
+        const char* e = std::getenv("SSMKIT_SSD_WALK");
+        return !e || !*e;
+    }();
+    return v;
+}
+bool want_v11(const ssmkit::scan_shape& sh, int NS) {
+    return wg1_shape(sh, NS) && (walk_v11() || (walk_default() && sh.head_dim % 64 == 0));
+}
 
 int pick_pt(const ssmkit::scan_shape& sh) {
     const int64_t P = sh.head_dim;
@@ -597,7 +610,7 @@ struct ws_parts {
 // the shape: the default walks never read it, so they neither allocate nor zero it
 ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const size_t nch = size_t((sh.n_t + kL - 1) / kL);
-    const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || (walk_v11() && wg1_shape(sh, NS));
+    const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || want_v11(sh, NS);
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
             align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_region_bytes()),
@@ -736,7 +749,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     // x through TMA needs a tensor map (host-side encode, no allocation: capture-safe); if the
     // encoder is unavailable the kernel reads x directly (slower, same results). The v11 walk
     // reads x through TMA only, swizzled, in tiles of 64.
-    bool v11 = walk_v11() && wg1_shape(sh, NS) && ws->wgmma && p.x_vec && encode_x_map(&p.xmap, a, 64, true) &&
+    bool v11 = want_v11(sh, NS) && ws->wgmma && p.x_vec && encode_x_map(&p.xmap, a, 64, true) &&
                encode_y_map(&p.ymap, a);
     const int PT = v11 ? 64 : pick_pt(sh);
     if (!v11 && p.x_vec) p.x_vec = encode_x_map(&p.xmap, a, PT, false);
