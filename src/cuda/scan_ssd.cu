@@ -1,7 +1,11 @@
 // Chunked (SSD) Mamba-2 prefill scan on tensor cores. Design and measurements:
 // docs/perf-ssd-notes.md.
 //
-// Two launches (the second with programmatic dependent launch, so its prologue overlaps the first):
+// The default for d_state 128, K = 1 and head_dim % 64 == 0 on sm_90a is the v11 walk
+// (scan_ssd_wg1.cu: one warpgroup per head and 64 columns, every product on wgmma), after
+// ssd_prep (C B^T, the swizzled B^T/C tile, the tables) and ssd_mask (each head's masked C B^T):
+// three launches, each with programmatic dependent launch. Everything else:
+// two launches (the second with programmatic dependent launch, so its prologue overlaps the first):
 //   ssd_prep  grid (chunk, sequence, part): B and C rounded to fp16 once, into padded tiles that
 //             the walk copies with one bulk copy (they are shared by every head of a group:
 //             converting them per head would multiply the walk's L2 traffic), the chunk's C B^T

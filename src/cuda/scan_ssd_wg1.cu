@@ -359,7 +359,6 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
         }
     }
     if (DEFER && p.nch > 0) flush_y(p.nch - 1, yp);
-    if (threadIdx.x == 0) bulk_wait_all();   // the y stores are done before the block (and its shared memory) ends
 
     // ---- epilogue: the final state (K = 1)
     const size_t ysz = (size_t)p.P * p.H * p.T * p.S;
@@ -377,6 +376,7 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
                 if (n + 1 < p.N) d[1] = S[4 * j + 2 * r + 1];
             }
         }
+    if (threadIdx.x == 0) bulk_wait_all();   // the y stores are done before the block (and its shared memory) ends
 }
 
 // Measurement knob: SSMKIT_SSD_V11_DEFER=0 stores each chunk's y before the next chunk's products.
