@@ -219,6 +219,22 @@ __device__ __forceinline__ void head_tables(const ssd_params& p, int c, int q, i
     if (lane == 0) dst[dct::kEl] = __expf(cl);
 }
 
+// Blocks that split each group's heads into parts of at most hpb: grid index z -> the group, the
+// part, its first head and its number of heads (ssd_prep's v10 blocks, ssd_mask).
+struct head_part {
+    int g, part, h0, nh;
+};
+__host__ __device__ inline int parts_per_group(int H, int G, int hpb) {
+    const int hpg = H / G, b = hpb < hpg ? hpb : hpg;
+    return (hpg + b - 1) / b;
+}
+__device__ __forceinline__ head_part group_part(const ssd_params& p, int z, int hpb) {
+    const int hpg = p.H / p.G, b = min(hpb, hpg);
+    const int ppg = parts_per_group(p.H, p.G, hpb);
+    const int g = z / ppg, part = z % ppg;
+    return {g, part, g * hpg + part * b, min(b, hpg - part * b)};
+}
+
 // v10: warp `blk` (< 10) holds C B^T block (rg, jj) in mma fragments (rows rg*16 + gr and +8,
 // columns jj*16 + hf*8 + 2 qd and +1) and writes that block of M for each of the nh heads
 // straight from registers, as half2 into the swizzled tile (the four threads of a row group fill
@@ -291,12 +307,8 @@ __device__ __forceinline__ void mask_heads(const ssd_params& p, int c, int q, in
 template <int NS>
 __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, float (*sdt)[kPrepHeads],
                         float (*sdec)[3][kL]) {
-    const int hpg = p.H / p.G;
-    const int hpb = min(p.prep_heads, hpg);
-    const int ppg = (hpg + hpb - 1) / hpb;
-    const int g = z / ppg, part = z % ppg;
-    const int h0 = g * hpg + part * hpb;
-    const int nh = min(hpb, hpg - part * hpb);
+    const head_part hp = group_part(p, z, p.prep_heads);
+    const int g = hp.g, part = hp.part, h0 = hp.h0, nh = hp.nh;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     constexpr int ld = bc_ld<NS>();
     load_bc_tile<NS>(p, c, q, g, sbc);
@@ -453,13 +465,9 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__
 __global__ void __launch_bounds__(kMaskThreads) ssd_mask(const __grid_constant__ ssd_params p) {
     __shared__ float sdec[kPrepHeads][3][kL];
     ssmkit::cuda::pdl_begin();   // after ssd_prep; the walk may start its prologue
-    const int c = blockIdx.x, q = blockIdx.y, z = blockIdx.z;
-    const int hpg = p.H / p.G;
-    const int hpb = min(p.mask_heads, hpg);
-    const int ppg = (hpg + hpb - 1) / hpb;
-    const int g = z / ppg, part = z % ppg;
-    const int h0 = g * hpg + part * hpb;
-    const int nh = min(hpb, hpg - part * hpb);
+    const int c = blockIdx.x, q = blockIdx.y;
+    const head_part hp = group_part(p, int(blockIdx.z), p.mask_heads);
+    const int g = hp.g, h0 = hp.h0, nh = hp.nh;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const float4* f = reinterpret_cast<const float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (warp * 32 + lane) * 2;
     const float4 a = f[0], b = f[1];
@@ -543,8 +551,9 @@ bool walk_default() {
     }();
     return v;
 }
+constexpr bool kV11Default = true;
 bool want_v11(const ssmkit::scan_shape& sh, int NS) {
-    return wg1_shape(sh, NS) && (walk_v11() || (walk_default() && sh.head_dim % 64 == 0));
+    return wg1_shape(sh, NS) && (walk_v11() || (kV11Default && walk_default() && sh.head_dim % 64 == 0));
 }
 
 int pick_pt(const ssmkit::scan_shape& sh) {
@@ -623,10 +632,7 @@ ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
 
 // ssd_prep's grid parts per (chunk, sequence): v10 blocks cover the heads of one group each
 int prep_parts(const ssd_params& p, int NS, int hpb) {
-    if (p.wm && !p.wm_split) {
-        const int hpg = p.H / p.G, b = std::min(hpb, hpg);
-        return p.G * ((hpg + b - 1) / b);
-    }
+    if (p.wm && !p.wm_split) return p.G * parts_per_group(p.H, p.G, hpb);
     return prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, hpb);
 }
 
@@ -642,8 +648,7 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
         return false;
     }
     if (p.wm && p.wm_split) {
-        const int hpg = p.H / p.G, b = std::min(p.mask_heads, hpg);
-        const dim3 mg(unsigned(p.nch), unsigned(p.S), unsigned(p.G * ((hpg + b - 1) / b)));
+        const dim3 mg(unsigned(p.nch), unsigned(p.S), unsigned(p.G * parts_per_group(p.H, p.G, p.mask_heads)));
         cudaLaunchAttribute mattr;
         const cudaLaunchConfig_t mcfg = ssmkit::cuda::pdl_config(mg, dim3(kMaskThreads), 0, stream, &mattr);
         if (cudaLaunchKernelEx(&mcfg, ssd_mask, p) != cudaSuccess) {
