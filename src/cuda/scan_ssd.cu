@@ -541,9 +541,13 @@ bool walk_v11() {
     return v;
 }
 bool wg1_shape(const ssmkit::scan_shape& sh, int NS) { return NS == 128 && sh.n_keep == 1; }
-// SSMKIT_SSD_WALK unset or empty: the default choice, v11 wherever it applies to whole tiles of
-// 64 columns (head_dim % 64 == 0; Nemotron-H's 80 keeps the v6 walk), else v8 or v6.
-// SSMKIT_SSD_WALK=v8 keeps v8 (or v6) everywhere.
+// SSMKIT_SSD_WALK unset or empty: the default choice, v11 where it applies to whole tiles of 64
+// columns (head_dim % 64 == 0; Nemotron-H's 80 keeps the v6 walk) and the sequences hold at
+// least 16 chunks in all, else v8 or v6. Measured (H200, granite, same call, us, v11 / v8):
+// 512 x 1 (8 chunks) 19.18 / 17.83, 4096 x 1 (64) 86.11 / 93.51, 512 x 8 (64) 66.78 / 76.85; v11
+// has fewer blocks (one per head) and three launches, so its fixed cost is higher. The
+// crossover lies between 8 and 64 chunks; 16 is a guess inside that bracket, not a measurement.
+// SSMKIT_SSD_WALK=v8 keeps v8 (or v6) everywhere, =v11 forces v11 wherever wg1_shape holds.
 bool walk_default() {
     static const bool v = [] {
         const char* e = std::getenv("SSMKIT_SSD_WALK");
@@ -551,9 +555,9 @@ bool walk_default() {
     }();
     return v;
 }
-constexpr bool kV11Default = true;
 bool want_v11(const ssmkit::scan_shape& sh, int NS) {
-    return wg1_shape(sh, NS) && (walk_v11() || (kV11Default && walk_default() && sh.head_dim % 64 == 0));
+    const int64_t chunks = (sh.n_t + kL - 1) / kL * sh.n_seqs;
+    return wg1_shape(sh, NS) && (walk_v11() || (walk_default() && sh.head_dim % 64 == 0 && chunks >= 16));
 }
 
 int pick_pt(const ssmkit::scan_shape& sh) {
