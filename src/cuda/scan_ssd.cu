@@ -508,7 +508,8 @@ int forced_prep_heads() {
 // Measurement knobs for the v10/v11 prep: SSMKIT_SSD_MASK=fused keeps the masks in ssd_prep (one
 // block per chunk and part of a group's heads loads B/C, computes C B^T and masks); the default
 // gives them their own launch (ssd_mask) with SSMKIT_SSD_MASK_HEADS (1, 2, 4, 8, 16; 4) heads per
-// block.
+// block. Measured with v11 (H200, granite, same call, us, fused / split): 512 x 1 20.28 / 19.18,
+// 4096 x 1 88.82 / 86.11, 512 x 8 68.72 / 66.78.
 bool mask_fused() {
     static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused");
     return v;

@@ -101,10 +101,12 @@ __device__ __forceinline__ void pin_regs(uint32_t (&a)[R][4]) {
 
 // DEFER: chunk c's y leaves the registers (a copy) and is stored while chunk c+1's products run,
 // with the two block barriers of the store; otherwise it is stored right after chunk c's products.
-// NWG = 2: two warpgroups split d_state, group k holding S^T[:, 64 k, 64 k + 64) and the halves of
-// every product that touch it (and half of x^T M^T, tokens 32 k..); the second adds its partial
-// y to the first's through shared memory. Twice the warps for the same tensor work: the walk is
-// a latency chain, which the second group's independent half overlaps.
+// NWG = 2 (SSMKIT_SSD_V11_WGS=2, rejected): two warpgroups split d_state, group k holding
+// S^T[:, 64 k, 64 k + 64) and the halves of every product that touch it (and half of x^T M^T),
+// the second adding its partial y to the first's through shared memory. Predicted: the latency
+// chain split in two overlapping halves. Measured (H200, granite, same call): 29.6 / 171.8 / 90.0
+// us at 512 x 1 / 4096 x 1 / 512 x 8 against 19.2 / 86.1 / 66.8 with one group. Kept until it can
+// be removed in a build that runs on the device.
 template <bool DEFER, int NWG>
 __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid_constant__ ssd_params p) {
     constexpr int NH = 128 / NWG;    // state columns n per group
@@ -379,7 +381,9 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
     if (threadIdx.x == 0) bulk_wait_all();   // the y stores are done before the block (and its shared memory) ends
 }
 
-// Measurement knob: SSMKIT_SSD_V11_DEFER=0 stores each chunk's y before the next chunk's products.
+// Measurement knob: SSMKIT_SSD_V11_DEFER=0 stores each chunk's y before the next chunk's products
+// (the previous order). Measured (H200, granite, same call, us): 20.27 / 95.54 / 66.65 at 512 x 1 /
+// 4096 x 1 / 512 x 8 against 19.18 / 86.11 / 66.78 deferred.
 bool defer_y() {
     static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_V11_DEFER", 1) != 0;
     return v;
