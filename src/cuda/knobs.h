@@ -23,4 +23,10 @@ inline bool knob_is(const char* name, const char* value) {
     return e && std::strcmp(e, value) == 0;
 }
 
+// Whether the variable is unset or empty (the default choice).
+inline bool knob_unset(const char* name) {
+    const char* e = std::getenv(name);
+    return !e || !*e;
+}
+
 }  // namespace ssmkit::cuda

@@ -550,10 +550,7 @@ bool wg1_shape(const ssmkit::scan_shape& sh, int NS) { return NS == 128 && sh.n_
 // crossover lies between 8 and 64 chunks; 16 is a guess inside that bracket, not a measurement.
 // SSMKIT_SSD_WALK=v8 keeps v8 (or v6) everywhere, =v11 forces v11 wherever wg1_shape holds.
 bool walk_default() {
-    static const bool v = [] {
-        const char* e = std::getenv("SSMKIT_SSD_WALK");
-        return !e || !*e;
-    }();
+    static const bool v = ssmkit::cuda::knob_unset("SSMKIT_SSD_WALK");
     return v;
 }
 bool want_v11(const ssmkit::scan_shape& sh, int NS) {
@@ -769,7 +766,6 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     if (!v11 && p.x_vec) p.x_vec = encode_x_map(&p.xmap, a, PT, false);
     const ws_parts w = ws_layout(sh, NS, PT);
     if (ws->bytes < w.bc + w.dc + w.cb || ws->mh_bytes < w.mh) return false;
-    if (v11 && w.mh == 0) return false;
 
     p.s = static_cast<const float*>(a.s.data);
     p.x = static_cast<const float*>(a.x.data);

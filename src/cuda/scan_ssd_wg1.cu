@@ -24,7 +24,6 @@
 // Handles d_state 128 (ssd_prep pads 65..128), any head_dim (partial tiles masked), K = 1 (the
 // final state only; kept states need the other walks), x through TMA; sm_90a only.
 #include "cuda/scan_ssd.h"
-#include "cuda/knobs.h"
 #include "cuda/pdl.cuh"
 #include "cuda/ssd_device.cuh"
 #include "cuda/wgmma.cuh"
@@ -51,66 +50,17 @@ struct wg1_layout {
     static constexpr int stages = 3;
     static constexpr size_t ybuf = 2 * xh;                      // y of a chunk, [t][p] as two TMA boxes
     static constexpr size_t off_y = stages * stage;             // two y buffers (chunk parity)
-    static constexpr size_t off_red = off_y + 2 * ybuf;         // NWG = 2: the second group's partial y
-    static constexpr size_t off_bars = off_red + size_t(kL) * kPt * 4;
+    static constexpr size_t off_bars = off_y + 2 * ybuf;
     static constexpr size_t total = off_bars + 64 + 1024;   // + mbarriers, + 1024-byte alignment
     static_assert(total <= 227 * 1024, "shared memory");
     static_assert(off_x % 1024 == 0 && xh % 1024 == 0 && off_mh % 1024 == 0, "swizzled tiles");
 };
 
-// A (64 x 16, registers) * B^T (N x 16, swizzled shared memory) into d; accumulate = false
-// overwrites. A holds rows 16 w + lane/4 (+8), columns 2 (lane%4) (+1) and +8 (+9).
-__device__ __forceinline__ void mma_rs_m64n64(float (&d)[32], const uint32_t (&a)[4], uint64_t db, bool accumulate) {
-    SSMKIT_WG_ASM(
-        "{\n .reg .pred p;\n setp.ne.b32 p, %37, 0;\n"
-        " wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(int(accumulate)));
-}
-__device__ __forceinline__ void mma_rs_m64n128(float (&d)[64], const uint32_t (&a)[4], uint64_t db) {
-    SSMKIT_WG_ASM(
-        "{\n .reg .pred p;\n setp.ne.b32 p, %69, 0;\n"
-        " wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,"
-        "%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63},"
-        " {%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
-}
-
-// Keeps A fragments in their registers until the wgmma reading them has completed (the compiler
-// does not know the read is asynchronous).
-template <int R>
-__device__ __forceinline__ void pin_regs(uint32_t (&a)[R][4]) {
-#pragma unroll
-    for (int i = 0; i < R; ++i)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[i][e])::"memory");
-}
-
-// DEFER: chunk c's y leaves the registers (a copy) and is stored while chunk c+1's products run,
-// with the two block barriers of the store; otherwise it is stored right after chunk c's products.
-// NWG = 2 (SSMKIT_SSD_V11_WGS=2, rejected): two warpgroups split d_state, group k holding
-// S^T[:, 64 k, 64 k + 64) and the halves of every product that touch it (and half of x^T M^T),
-// the second adding its partial y to the first's through shared memory. Predicted: the latency
-// chain split in two overlapping halves. Measured (H200, granite, same call): 29.6 / 171.8 / 90.0
-// us at 512 x 1 / 4096 x 1 / 512 x 8 against 19.2 / 86.1 / 66.8 with one group. Kept until it can
-// be removed in a build that runs on the device.
-template <bool DEFER, int NWG>
-__global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid_constant__ ssd_params p) {
-    constexpr int NH = 128 / NWG;    // state columns n per group
-    constexpr int NKS = NH / 16;     // k-steps of S_in^T C^T per group
+// Rejected variants, measured against this kernel in one call (H200, granite, us at 512 x 1 /
+// 4096 x 1 / 512 x 8): y stored right after its chunk's products instead of under the next
+// chunk's, 20.27 / 95.54 / 66.65 against 19.18 / 86.11 / 66.78; two warpgroups splitting d_state
+// (the second adding its partial y through shared memory), 29.57 / 171.82 / 90.02.
+__global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_constant__ ssd_params p) {
     using LY = wg1_layout;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     unsigned char* const smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
@@ -123,8 +73,7 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
     // visibly uniform (a shuffle), so ptxas keeps the wgmma asynchronous
     const int warp = __shfl_sync(0xffffffffu, int(threadIdx.x >> 5), 0), lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
-    const int wgid = warp >> 2;                // the warpgroup; its state columns start at NH * wgid
-    const int pr0 = 16 * (warp & 3) + gr;      // this thread's rows p (tile-relative): pr0 and pr0 + 8
+    const int pr0 = 16 * warp + gr;   // this thread's rows p (tile-relative): pr0 and pr0 + 8
 
     const __half* bcq = p.bc16 + ((size_t)q * p.G + g) * p.nch * bc_tile_halves<128>();
     const __half* mhq = p.mh16 + ((size_t)q * p.H + h) * p.nch * kMhHalves;
@@ -154,16 +103,16 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
     };
 
     // ---- prologue (overlaps ssd_prep): the initial state from slot ids[q], as S^T in the
-    // accumulator layout: S[4 j + e] = S^T[pr0 + 8 (e / 2)][NH wgid + 8 j + 2 qd + e % 2]
-    float S[NH / 2];
+    // accumulator layout: S[4 j + e] = S^T[pr0 + 8 (e / 2)][8 j + 2 qd + e % 2]
+    float S[64];
     {
         const int slot = p.ids[q];
         const float* s0 = p.s + (size_t)p.N * (p0 + (size_t)p.P * ((size_t)h + (size_t)p.H * slot));
 #pragma unroll
-        for (int j = 0; j < NH / 8; ++j)
+        for (int j = 0; j < 16; ++j)
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
-                const int pp = pr0 + 8 * r, n = NH * wgid + 8 * j + 2 * qd;
+                const int pp = pr0 + 8 * r, n = 8 * j + 2 * qd;
                 float2 v = make_float2(0.f, 0.f);
                 if (pp < pvalid) {
                     const float* src = s0 + (size_t)p.N * pp + n;
@@ -218,9 +167,9 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
             }
     };
     // S^T as fp16 A fragments (K = n): k-step kk is accumulator tiles j = 2 kk and 2 kk + 1
-    auto pack_state = [&](uint32_t (&sa)[NKS][4]) {
+    auto pack_state = [&](uint32_t (&sa)[8][4]) {
 #pragma unroll
-        for (int kk = 0; kk < NKS; ++kk) {
+        for (int kk = 0; kk < 8; ++kk) {
             sa[kk][0] = pack_half2(S[8 * kk + 0], S[8 * kk + 1]);
             sa[kk][1] = pack_half2(S[8 * kk + 2], S[8 * kk + 3]);
             sa[kk][2] = pack_half2(S[8 * kk + 4], S[8 * kk + 5]);
@@ -236,39 +185,17 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
     // 4 j + e: row pr0 + 8 (e / 2), token 8 j + 2 qd + e % 2) goes into the buffer as the TMA boxes'
     // image (conflict-free: the x layout), and one thread issues two tensor stores (clipped past T
     // and head_dim)
-    // NWG = 2: the second group's partial as [row group][lane][32] (the same thread of the first
-    // group reads it back), float4 pieces
-    float4* const red = reinterpret_cast<float4*>(smem + LY::off_red) + ((warp & 3) * 32 + lane) * 8;
     auto flush_y = [&](int cc, const float (&v)[32]) {
         if (threadIdx.x == 0) bulk_wait_read<1>();   // chunk cc - 2's store has read the buffer
-        if (NWG == 2 && wgid == 1) {
-#pragma unroll
-            for (int i = 0; i < 8; ++i) red[i] = make_float4(v[4 * i], v[4 * i + 1], v[4 * i + 2], v[4 * i + 3]);
-        }
         __syncthreads();
         issue_x(cc + LY::stages);
         issue_dep(cc + LY::stages);
         unsigned char* const yb = smem + LY::off_y + (cc & 1) * LY::ybuf;
-        if (wgid == 0) {
-            float w[32];
 #pragma unroll
-            for (int i = 0; i < 32; ++i) w[i] = v[i];
-            if constexpr (NWG == 2) {
+        for (int j = 0; j < 8; ++j)
 #pragma unroll
-                for (int i = 0; i < 8; ++i) {
-                    const float4 o = red[i];
-                    w[4 * i] += o.x;
-                    w[4 * i + 1] += o.y;
-                    w[4 * i + 2] += o.z;
-                    w[4 * i + 3] += o.w;
-                }
-            }
-#pragma unroll
-            for (int j = 0; j < 8; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) *reinterpret_cast<float*>(yb + xhalf + j * 1024 + xo[e >> 1][e & 1]) = w[4 * j + e];
-            wg::fence_smem_for_async();
-        }
+            for (int e = 0; e < 4; ++e) *reinterpret_cast<float*>(yb + xhalf + j * 1024 + xo[e >> 1][e & 1]) = v[4 * j + e];
+        wg::fence_smem_for_async();
         __syncthreads();
         if (threadIdx.x == 0) {
             tma_store(&p.ymap, yb, p0, h, cc * kL, q);
@@ -277,8 +204,8 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
         }
     };
 
-    uint32_t xa[4][4], xw[4][4], sa[NKS][4];
-    float y[32], yp[32];   // y of the chunk, and with DEFER the previous chunk's
+    uint32_t xa[4][4], xw[4][4], sa[8][4];
+    float y[32], yp[32];   // y of the chunk, and the previous chunk's (stored under this one's products)
 #pragma unroll
     for (int i = 0; i < 32; ++i) y[i] = 0.f;
     wait_stage(0);
@@ -292,7 +219,7 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
         // the state update runs on the decayed state
         const float el = tab[dct::kEl];
 #pragma unroll
-        for (int i = 0; i < NH / 2; ++i) S[i] *= el;
+        for (int i = 0; i < 64; ++i) S[i] *= el;
         // (the first k-step overwrites y; y is not zeroed per chunk, so that its registers stay
         // live into the wgmma and are never shared with yp: ptxas would then wait for the wgmma
         // before flush_y reads yp)
@@ -301,18 +228,15 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
         wg::fence();
         const uint32_t c_tile = sbase + uint32_t(kL * 128 * 2);   // C after B^T
 #pragma unroll
-        for (int kk = 0; kk < NKS; ++kk) mma_rs_m64n64(y, sa[kk], wg::sw128_desc(c_tile, kL, 0, NH * wgid + 16 * kk), kk > 0);
+        for (int kk = 0; kk < 8; ++kk) wg::mma_rs_m64n64(y, sa[kk], wg::sw128_desc(c_tile, kL, 0, 16 * kk), kk > 0);
         wg::commit();
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {   // B^T rows n of this group
-            if constexpr (NWG == 1) mma_rs_m64n128(S, xw[kk], wg::sw128_desc(sbase, 128, 0, 16 * kk));
-            else mma_rs_m64n64(S, xw[kk], wg::sw128_desc(sbase, 128, NH * wgid, 16 * kk), true);
-        }
+        for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n128(S, xw[kk], wg::sw128_desc(sbase, 128, 0, 16 * kk));
         wg::commit();
-        if (DEFER && c > 0) flush_y(c - 1, yp);
+        if (c > 0) flush_y(c - 1, yp);
         wg::wait<1>();   // S_in^T C^T done
         wg::pin(y);
-        pin_regs(sa);
+        wg::pin(sa);
         // y^T columns t = 8 j + 2 qd (+1) times exp(cum_t), then + x^T M^T
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
@@ -322,18 +246,11 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
             y[4 * j + 2] *= e.x;
             y[4 * j + 3] *= e.y;
         }
-        // NWG = 2: this group's half of the tokens s, selected (a runtime index would put xa in
-        // local memory) before the fence
-        uint32_t xm[4 / NWG][4];
-#pragma unroll
-        for (int k = 0; k < 4 / NWG; ++k)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) xm[k][e] = NWG == 1 ? xa[k][e] : (wgid ? xa[k + 2][e] : xa[k][e]);
         wg::pin(y);
         wg::fence();
         const uint32_t m_tile = sbase + uint32_t(LY::off_mh);
 #pragma unroll
-        for (int k = 0; k < 4 / NWG; ++k) mma_rs_m64n64(y, xm[k], wg::sw128_desc(m_tile, kL, 0, 16 * (k + (4 / NWG) * wgid)), true);
+        for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n64(y, xa[kk], wg::sw128_desc(m_tile, kL, 0, 16 * kk), true);
         wg::commit();
         uint32_t xa_n[4][4] = {}, xw_n[4][4] = {};
         if (c + 1 < p.nch) {   // block-uniform
@@ -343,8 +260,8 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
         wg::wait<0>();
         wg::pin(y);
         wg::pin(S);
-        pin_regs(xm);
-        pin_regs(xw);
+        wg::pin(xa);
+        wg::pin(xw);
         pack_state(sa);
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
@@ -353,23 +270,19 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
                 xa[kk][e] = xa_n[kk][e];
                 xw[kk][e] = xw_n[kk][e];
             }
-        if constexpr (DEFER) {
 #pragma unroll
-            for (int i = 0; i < 32; ++i) yp[i] = y[i];
-        } else {
-            flush_y(c, y);
-        }
+        for (int i = 0; i < 32; ++i) yp[i] = y[i];
     }
-    if (DEFER && p.nch > 0) flush_y(p.nch - 1, yp);
+    if (p.nch > 0) flush_y(p.nch - 1, yp);
 
     // ---- epilogue: the final state (K = 1)
     const size_t ysz = (size_t)p.P * p.H * p.T * p.S;
     float* const sq = p.out + ysz + (size_t)p.N * (p0 + (size_t)p.P * (h + (size_t)p.H * q));
 #pragma unroll
-    for (int j = 0; j < NH / 8; ++j)
+    for (int j = 0; j < 16; ++j)
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-            const int pp = pr0 + 8 * r, n = NH * wgid + 8 * j + 2 * qd;
+            const int pp = pr0 + 8 * r, n = 8 * j + 2 * qd;
             if (pp >= pvalid) continue;
             float* d = sq + (size_t)p.N * pp + n;
             if (p.so_vec && n + 1 < p.N) *reinterpret_cast<float2*>(d) = make_float2(S[4 * j + 2 * r], S[4 * j + 2 * r + 1]);
@@ -381,48 +294,27 @@ __global__ void __launch_bounds__(kWgThreads * NWG, 1) ssd_walk_wg1(const __grid
     if (threadIdx.x == 0) bulk_wait_all();   // the y stores are done before the block (and its shared memory) ends
 }
 
-// Measurement knob: SSMKIT_SSD_V11_DEFER=0 stores each chunk's y before the next chunk's products
-// (the previous order). Measured (H200, granite, same call, us): 20.27 / 95.54 / 66.65 at 512 x 1 /
-// 4096 x 1 / 512 x 8 against 19.18 / 86.11 / 66.78 deferred.
-bool defer_y() {
-    static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_V11_DEFER", 1) != 0;
-    return v;
-}
+}  // namespace
 
-// Measurement knob: SSMKIT_SSD_V11_WGS=1 or 2 warpgroups per block (NWG above).
-int v11_groups() {
-    static const int v = ssmkit::cuda::knob_int("SSMKIT_SSD_V11_WGS", 1) == 2 ? 2 : 1;
-    return v;
-}
-
-template <bool DEFER, int NWG>
-bool launch_wg1_variant(const ssd_params& p, cudaStream_t stream) {
+bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
     static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_walk_wg1<DEFER, NWG>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
+        if (cudaFuncSetAttribute(ssd_walk_wg1, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
             cudaSuccess)
             return false;
         if (dev < 64) prepared |= 1ull << dev;
     }
     const int n_pt = (p.P + kPt - 1) / kPt;
     cudaLaunchAttribute attr;
-    const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S)), dim3(kWgThreads * NWG),
-                                                            wg1_layout::total, stream, &attr);
-    if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1<DEFER, NWG>, p) != cudaSuccess) {
+    const cudaLaunchConfig_t cfg =
+        ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S)), dim3(kWgThreads), wg1_layout::total, stream, &attr);
+    if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
     return true;
-}
-
-}  // namespace
-
-bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
-    if (v11_groups() == 2)
-        return defer_y() ? launch_wg1_variant<true, 2>(p, stream) : launch_wg1_variant<false, 2>(p, stream);
-    return defer_y() ? launch_wg1_variant<true, 1>(p, stream) : launch_wg1_variant<false, 1>(p, stream);
 }
 
 }  // namespace ssmkit::cuda::ssd
