@@ -553,6 +553,34 @@ bool walk_default() {
     static const bool v = ssmkit::cuda::knob_unset("SSMKIT_SSD_WALK");
     return v;
 }
+// v11 splits each sequence into segments walked side by side when its blocks leave SMs idle
+// (granite 4096 x 1: 48 blocks on 132 SMs, each a 64-chunk latency chain). A segment after the
+// first first sums the state at its start without a chain (the look-ahead, ~r of a walked chunk's
+// time per chunk), so the earlier segments get more chunks: with walk time 1 per chunk and r per
+// look-ahead chunk, segment g ends at b_{g+1} = T* + (1 - r) b_g, all ending together at T*.
+// Measurement knobs: SSMKIT_SSD_V11_SEGS=n forces n segments (1: none), SSMKIT_SSD_V11_LOOK=r
+// sets r in percent.
+void plan_segments(ssd_params& p, int n_pt) {
+    static const int forced = ssmkit::cuda::knob_int("SSMKIT_SSD_V11_SEGS", 0);
+    static const int look_pct = ssmkit::cuda::knob_int("SSMKIT_SSD_V11_LOOK", 30);
+    const int64_t blocks = int64_t(n_pt) * p.H * p.S;
+    const int64_t sms = ssmkit::cuda::info_for_current_device().sm_count;
+    int64_t nseg = forced > 0 ? forced : std::max<int64_t>(1, sms / std::max<int64_t>(1, blocks));
+    nseg = std::min<int64_t>({nseg, kMaxSegs, std::max(1, p.nch)});
+    p.nseg = int(nseg);
+    const double r = std::min(0.9, std::max(0.0, look_pct / 100.0));
+    double denom = 0, pw = 1;
+    for (int g = 0; g < p.nseg; ++g, pw *= 1 - r) denom += pw;
+    const double t_end = p.nch / denom;
+    double b = 0;
+    p.seg_begin[0] = 0;
+    for (int g = 1; g < p.nseg; ++g) {
+        b = t_end + (1 - r) * b;
+        const int lo = p.seg_begin[g - 1] + 1, hi = p.nch - (p.nseg - g);
+        p.seg_begin[g] = std::min(hi, std::max(lo, int(b + 0.5)));
+    }
+    p.seg_begin[p.nseg] = p.nch;
+}
 bool want_v11(const ssmkit::scan_shape& sh, int NS) {
     const int64_t chunks = (sh.n_t + kL - 1) / kL * sh.n_seqs;
     return wg1_shape(sh, NS) && (walk_v11() || (walk_default() && sh.head_dim % 64 == 0 && chunks >= 16));
@@ -814,6 +842,11 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     const uintptr_t out_addr = reinterpret_cast<uintptr_t>(a.out.data);
     p.so_vec = ((out_addr + size_t(sh.y_elements()) * 4) % 16 == 0) && (sh.d_state % 4 == 0);
     p.y_vec = (out_addr % 8 == 0) && (sh.head_dim % 2 == 0);
+
+    p.nseg = 1;
+    p.seg_begin[0] = 0;
+    p.seg_begin[1] = p.nch;
+    if (v11) plan_segments(p, (p.P + 63) / 64);
 
     switch (NS) {
         case 32: return launch_ns<32>(p, PT, v11, stream);

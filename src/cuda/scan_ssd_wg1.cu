@@ -67,7 +67,11 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
     uint64_t* const bars = reinterpret_cast<uint64_t*>(smem + LY::off_bars);
 
     const int n_pt = (p.P + kPt - 1) / kPt;
-    const int pt = blockIdx.x % n_pt, h = blockIdx.x / n_pt, q = blockIdx.y;
+    const int pt = blockIdx.x % n_pt, h = blockIdx.x / n_pt, q = blockIdx.y, sg = blockIdx.z;
+    // this block's segment of chunks [cb, ce); a segment after the first first sums the state
+    // its start (nl look-ahead loads, chunks cb - 1 down to 0), then walks like the first
+    const int cb = p.seg_begin[sg], ce = p.seg_begin[sg + 1];
+    const int nl = sg > 0 ? cb : 0, nu = nl + (ce - cb);
     const int p0 = pt * kPt, pvalid = min(kPt, p.P - p0);
     const int g = h / (p.H / p.G);
     // visibly uniform (a shuffle), so ptxas keeps the wgmma asynchronous
@@ -78,34 +82,46 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
     const __half* bcq = p.bc16 + ((size_t)q * p.G + g) * p.nch * bc_tile_halves<128>();
     const __half* mhq = p.mh16 + ((size_t)q * p.H + h) * p.nch * kMhHalves;
     const float* dcq = p.dc + ((size_t)q * p.H + h) * p.nch * dct::kFloats;
-    auto stage = [&](int c) { return smem + (c % LY::stages) * LY::stage; };
+    // Loads are numbered u = 0 .. nu - 1 (stage u % 3, phase u / 3): the look-ahead's chunks
+    // first, then the walk's (u = nl + c - cb).
+    auto stage = [&](int u) { return smem + (u % LY::stages) * LY::stage; };
+    auto chunk_of = [&](int u) { return u < nl ? cb - 1 - u : cb + (u - nl); };
 
     if (threadIdx.x == 0) {
         for (int i = 0; i < LY::stages; ++i) mbar_init(&bars[i], 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    // x is an input (its copies may start before ssd_prep is done); the byte count covers the stage
-    auto issue_x = [&](int c) {
-        if (c >= p.nch || threadIdx.x != 0) return;
-        uint64_t* bar = &bars[c % LY::stages];
-        mbar_expect_arrive(bar, unsigned(LY::bc + LY::mh + 2 * LY::xh + LY::dc));
-        unsigned char* st = stage(c);
+    // x is an input (its copies may start before ssd_prep is done); the byte count covers the
+    // stage (a look-ahead load leaves out C and M)
+    auto issue_x = [&](int u) {
+        if (u >= nu || threadIdx.x != 0) return;
+        const int c = chunk_of(u);
+        uint64_t* bar = &bars[u % LY::stages];
+        mbar_expect_arrive(bar, u < nl ? unsigned(LY::bc / 2 + 2 * LY::xh + LY::dc) : unsigned(LY::bc + LY::mh + 2 * LY::xh + LY::dc));
+        unsigned char* st = stage(u);
         tma_x(st + LY::off_x, &p.xmap, p0, h, c * kL, q, bar);
         tma_x(st + LY::off_x + LY::xh, &p.xmap, p0 + 32, h, c * kL, q, bar);
     };
-    auto issue_dep = [&](int c) {
-        if (c >= p.nch || threadIdx.x != 0) return;
-        unsigned char* st = stage(c);
-        uint64_t* bar = &bars[c % LY::stages];
-        bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<128>(), unsigned(LY::bc), bar);
-        bulk_g2s(st + LY::off_mh, mhq + (size_t)c * kMhHalves, unsigned(LY::mh), bar);
+    auto issue_dep = [&](int u) {
+        if (u >= nu || threadIdx.x != 0) return;
+        const int c = chunk_of(u);
+        unsigned char* st = stage(u);
+        uint64_t* bar = &bars[u % LY::stages];
+        if (u < nl) {
+            bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<128>(), unsigned(LY::bc / 2), bar);   // B^T only
+        } else {
+            bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<128>(), unsigned(LY::bc), bar);
+            bulk_g2s(st + LY::off_mh, mhq + (size_t)c * kMhHalves, unsigned(LY::mh), bar);
+        }
         bulk_g2s(st + LY::off_dc, dcq + (size_t)c * dct::kFloats, unsigned(LY::dc), bar);
     };
 
-    // ---- prologue (overlaps ssd_prep): the initial state from slot ids[q], as S^T in the
-    // accumulator layout: S[4 j + e] = S^T[pr0 + 8 (e / 2)][8 j + 2 qd + e % 2]
+    // ---- prologue (overlaps ssd_prep): S^T in the accumulator layout, S[4 j + e] = S^T[pr0 + 8 (e / 2)]
+    // [8 j + 2 qd + e % 2]; add_slot_state adds scale times the initial state from slot ids[q]
     float S[64];
-    {
+#pragma unroll
+    for (int i = 0; i < 64; ++i) S[i] = 0.f;
+    auto add_slot_state = [&](float scale) {
         const int slot = p.ids[q];
         const float* s0 = p.s + (size_t)p.N * (p0 + (size_t)p.P * ((size_t)h + (size_t)p.H * slot));
 #pragma unroll
@@ -122,14 +138,15 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
                         if (n + 1 < p.N) v.y = __ldg(src + 1);
                     }
                 }
-                S[4 * j + 2 * r] = v.x;
-                S[4 * j + 2 * r + 1] = v.y;
+                S[4 * j + 2 * r] += scale * v.x;
+                S[4 * j + 2 * r + 1] += scale * v.y;
             }
-    }
+    };
+    if (sg == 0) add_slot_state(1.f);
     __syncthreads();   // mbarriers initialised
-    for (int c = 0; c < LY::stages; ++c) issue_x(c);
+    for (int u = 0; u < LY::stages; ++u) issue_x(u);
     ssmkit::cuda::pdl_wait_previous();   // ssd_prep's tiles and tables are complete and visible
-    for (int c = 0; c < LY::stages; ++c) issue_dep(c);
+    for (int u = 0; u < LY::stages; ++u) issue_dep(u);
 
     // Element (t, p) of a 64 x 32 box under the TMA's 128-byte swizzle (x as loaded, y as stored):
     // t * 128 + ((p / 4 ^ t % 8) * 16) + (p % 4) * 4. For this thread's rows p = pr0 (+8) and tokens
@@ -145,10 +162,10 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         }
     const uint32_t xhalf = (pr0 >> 5) * uint32_t(LY::xh);   // the box of this thread's columns
 
-    // x^T and (x w)^T of chunk c as A fragments (K = tokens): rows pr0 (+8), tokens 16 kk + 2 qd (+1)
+    // x^T and (x w)^T of load u as A fragments (K = tokens): rows pr0 (+8), tokens 16 kk + 2 qd (+1)
     // and +8 (+9), read from the swizzled boxes with the offsets above
-    auto load_x = [&](int c, uint32_t (&xa)[4][4], uint32_t (&xw)[4][4]) {
-        const unsigned char* st = stage(c);
+    auto load_x = [&](int u, uint32_t (&xa)[4][4], uint32_t (&xw)[4][4]) {
+        const unsigned char* st = stage(u);
         const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
         const unsigned char* xb = st + LY::off_x + xhalf;
 #pragma unroll
@@ -176,7 +193,8 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
             sa[kk][3] = pack_half2(S[8 * kk + 6], S[8 * kk + 7]);
         }
     };
-    auto wait_stage = [&](int c) { mbar_wait(&bars[c % LY::stages], unsigned(c / LY::stages) & 1u); };
+    auto wait_stage = [&](int u) { mbar_wait(&bars[u % LY::stages], unsigned(u / LY::stages) & 1u); };
+    const int ub = nl - cb;   // load index of walk chunk c: c + ub
 
     // Software pipelined: only the state carries a dependency from chunk to chunk, so chunk c+1's
     // x fragments are read while chunk c's state update and x^T M^T run on the tensor cores.
@@ -188,8 +206,8 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
     auto flush_y = [&](int cc, const float (&v)[32]) {
         if (threadIdx.x == 0) bulk_wait_read<1>();   // chunk cc - 2's store has read the buffer
         __syncthreads();
-        issue_x(cc + LY::stages);
-        issue_dep(cc + LY::stages);
+        issue_x(cc + ub + LY::stages);
+        issue_dep(cc + ub + LY::stages);
         unsigned char* const yb = smem + LY::off_y + (cc & 1) * LY::ybuf;
 #pragma unroll
         for (int j = 0; j < 8; ++j)
@@ -204,15 +222,76 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         }
     };
 
+    // ---- look-ahead (segments after the first): the state at chunk cb without a chain,
+    //   S^T(cb) = exp(cum over chunks 0..cb-1) S_0^T + sum_c f_c (x w)_c^T B_c,
+    // f_c = exp(cum_last of the chunks c+1 .. cb-1): each chunk's state update, scaled into its
+    // weights, accumulates into S with no wait between chunks (the walk needs one per chunk).
+    // Chunks go from cb - 1 down to 0, so f is a running product of the chunks' exp(cum_last).
+    // Two fragment buffers: chunk k+1's are read while chunk k's products run.
+    if (nl > 0) {   // block-uniform
+        float f = 1.f;
+        auto look = [&](int k, uint32_t (&xwk)[4][4]) {
+            wait_stage(k);
+            const unsigned char* st = stage(k);
+            const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
+            const unsigned char* xb = st + LY::off_x + xhalf;
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+                for (int tk = 0; tk < 2; ++tk) {
+                    const int i = 2 * kk + tk;
+                    const float2 w = *reinterpret_cast<const float2*>(tab + dct::kWs + 8 * i + 2 * qd);
+                    const float w0 = w.x * f, w1 = w.y * f;
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const float x0 = *reinterpret_cast<const float*>(xb + i * 1024 + xo[r][0]);
+                        const float x1 = *reinterpret_cast<const float*>(xb + i * 1024 + xo[r][1]);
+                        xwk[kk][r + 2 * tk] = pack_half2(x0 * w0, x1 * w1);
+                    }
+                }
+            f *= tab[dct::kEl];
+            wg::pin(S);
+            wg::fence();
+            const uint32_t sbase = smem_u32(st);
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n128(S, xwk[kk], wg::sw128_desc(sbase, 128, 0, 16 * kk));
+            wg::commit();
+            wg::wait<1>();   // chunk k-1's products are done: its stage and fragments are free
+            wg::pin(S);
+            if (k >= 1) {
+                __syncthreads();
+                issue_x(k + 2);
+                issue_dep(k + 2);
+            }
+        };
+        uint32_t xw0[4][4], xw1[4][4];
+        for (int k = 0; k < nl; k += 2) {
+            look(k, xw0);
+            wg::pin(xw1);
+            if (k + 1 < nl) look(k + 1, xw1);
+            wg::pin(xw0);
+        }
+        wg::wait<0>();
+        wg::pin(S);
+        wg::pin(xw0);
+        wg::pin(xw1);
+        add_slot_state(f);
+        __syncthreads();   // every read of load nl - 1 is done: its stage takes load nl + 2
+        issue_x(nl + 2);
+        issue_dep(nl + 2);
+    }
+
     uint32_t xa[4][4], xw[4][4], sa[8][4];
     float y[32], yp[32];   // y of the chunk, and the previous chunk's (stored under this one's products)
 #pragma unroll
     for (int i = 0; i < 32; ++i) y[i] = 0.f;
-    wait_stage(0);
-    load_x(0, xa, xw);
+    if (ce > cb) {   // block-uniform
+        wait_stage(nl);
+        load_x(nl, xa, xw);
+    }
     pack_state(sa);
-    for (int c = 0; c < p.nch; ++c) {
-        unsigned char* const st = stage(c);
+    for (int c = cb; c < ce; ++c) {
+        unsigned char* const st = stage(c + ub);
         const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
         const uint32_t sbase = smem_u32(st);
 
@@ -233,7 +312,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n128(S, xw[kk], wg::sw128_desc(sbase, 128, 0, 16 * kk));
         wg::commit();
-        if (c > 0) flush_y(c - 1, yp);
+        if (c > cb) flush_y(c - 1, yp);
         wg::wait<1>();   // S_in^T C^T done
         wg::pin(y);
         wg::pin(sa);
@@ -253,9 +332,9 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n64(y, xa[kk], wg::sw128_desc(m_tile, kL, 0, 16 * kk), true);
         wg::commit();
         uint32_t xa_n[4][4] = {}, xw_n[4][4] = {};
-        if (c + 1 < p.nch) {   // block-uniform
-            wait_stage(c + 1);
-            load_x(c + 1, xa_n, xw_n);
+        if (c + 1 < ce) {   // block-uniform
+            wait_stage(c + 1 + ub);
+            load_x(c + 1 + ub, xa_n, xw_n);
         }
         wg::wait<0>();
         wg::pin(y);
@@ -273,9 +352,13 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
 #pragma unroll
         for (int i = 0; i < 32; ++i) yp[i] = y[i];
     }
-    if (p.nch > 0) flush_y(p.nch - 1, yp);
+    if (ce > cb) flush_y(ce - 1, yp);
 
-    // ---- epilogue: the final state (K = 1)
+    // ---- epilogue: the final state (K = 1), from the last segment
+    if (sg != p.nseg - 1) {
+        if (threadIdx.x == 0) bulk_wait_all();
+        return;
+    }
     const size_t ysz = (size_t)p.P * p.H * p.T * p.S;
     float* const sq = p.out + ysz + (size_t)p.N * (p0 + (size_t)p.P * (h + (size_t)p.H * q));
 #pragma unroll
@@ -309,7 +392,7 @@ bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
     const int n_pt = (p.P + kPt - 1) / kPt;
     cudaLaunchAttribute attr;
     const cudaLaunchConfig_t cfg =
-        ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S)), dim3(kWgThreads), wg1_layout::total, stream, &attr);
+        ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S), unsigned(p.nseg)), dim3(kWgThreads), wg1_layout::total, stream, &attr);
     if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;

@@ -28,7 +28,8 @@ constexpr int kDiag = 400;     // [t][16]: exp(cum_t - cum_s) delta_s for s = 16
 constexpr int kFloats = 1440;  // 5760 bytes (a multiple of 128)
 }  // namespace dct
 constexpr int kThreads = 512;     // 8 y warps + 8 state warps
-constexpr int kMaxState = 128;    // largest d_state handled (padded state sizes 32, 64, 128)
+constexpr int kMaxState = 128;
+constexpr int kMaxSegs = 8;     // v11: most segments of one sequence walked side by side    // largest d_state handled (padded state sizes 32, 64, 128)
 
 struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay in param space)
     CUtensorMap xmap;    // x as a 4-d tensor (p, h, t, q): one TMA copy per chunk, zero-filled
@@ -69,6 +70,10 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
                     // mma accumulator layout (block blk, lane, the lane's 8 values) (wm_split)
     CUtensorMap ymap;   // v11: y as a 4-d tensor (p, h, t, q), boxes of 32 x 64 with the 128-byte
                         // swizzle, stored from shared memory (clipped past T and head_dim)
+    // v11: the chunks split into nseg segments walked side by side, segment i = chunks
+    // [seg_begin[i], seg_begin[i + 1]) (seg_begin[0] = 0, seg_begin[nseg] = nch)
+    int nseg;
+    int seg_begin[kMaxSegs + 1];
 };
 
 // ns since an arbitrary epoch, the same on every SM (diagnostic timelines: SSMKIT_SSD_TRACE)
