@@ -83,6 +83,7 @@ if [ -x "$TO" ]; then
     # v11 without segments (one chain per head) and with 3 (two look-ahead segments) on every case
     step "test (chunked, walk v11, 1 segment)" test-ssd-v11-seg1.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_V11_SEGS=1 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, 3 segments)" test-ssd-v11-seg3.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_V11_SEGS=3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "test (chunked, walk v11, masks from ssd_mask)" test-ssd-v11-split.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=split "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, fused masks)" test-ssd-v11-fused.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=fused "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v8)" test-ssd-v8.log env SSMKIT_SSD_WALK=v8 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (decode v1)" test-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" test -b cuda -o SSM_SCAN -p 'n_seq_tokens=1,'

@@ -142,6 +142,7 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
         for (int i = threadIdx.x; i < int(bc_tile_halves<NS>() / 8); i += kPrepThreads) dst[i] = src[i];
     }
     PREP_TL(1);
+    if (p.mw) return;   // block-uniform: the v11 walk computes C B^T itself
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
     __half* dst = p.cb16 + (((size_t)q * p.G + g) * p.nch + c) * cb_tile_halves();
@@ -514,6 +515,12 @@ bool mask_fused() {
     static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused");
     return v;
 }
+// The v11 walk computes its masks itself (p.mw) unless SSMKIT_SSD_MASK is set: =split keeps
+// ssd_mask, =fused the fused prep (the two measured previous variants).
+bool v11_reads_masks() {
+    static const bool v = !ssmkit::cuda::knob_unset("SSMKIT_SSD_MASK");
+    return v;
+}
 int forced_mask_heads() {
     static const int v = ssmkit::cuda::knob_int("SSMKIT_SSD_MASK_HEADS", 0);
     return v == 1 || v == 2 || v == 4 || v == 8 || v == 16 ? v : 0;
@@ -653,7 +660,7 @@ struct ws_parts {
 // the shape: the default walks never read it, so they neither allocate nor zero it
 ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const size_t nch = size_t((sh.n_t + kL - 1) / kL);
-    const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || want_v11(sh, NS);
+    const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || (want_v11(sh, NS) && v11_reads_masks());
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
             align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_region_bytes()),
@@ -677,7 +684,7 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
         (void)cudaGetLastError();
         return false;
     }
-    if (p.wm && p.wm_split) {
+    if (p.wm && p.wm_split && !p.mw) {
         const dim3 mg(unsigned(p.nch), unsigned(p.S), unsigned(p.G * parts_per_group(p.H, p.G, p.mask_heads)));
         cudaLaunchAttribute mattr;
         const cudaLaunchConfig_t mcfg = ssmkit::cuda::pdl_config(mg, dim3(kMaskThreads), 0, stream, &mattr);
@@ -818,7 +825,8 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.mh16 = static_cast<__half*>(ws->mh_ptr);
     p.cb_pre = PT != 80 && !walk_v6();
     p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10() || v11);
-    p.wm = p.wg && (walk_v10() || v11) && w.mh > 0;
+    p.mw = v11 && p.wg && !v11_reads_masks();
+    p.wm = p.wg && (walk_v10() || v11) && (w.mh > 0 || p.mw);
     p.wm_split = p.wm && !mask_fused();
     p.mask_heads = forced_mask_heads() ? forced_mask_heads() : 4;
     p.cbf32 = reinterpret_cast<float*>(p.cb16);

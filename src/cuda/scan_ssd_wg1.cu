@@ -60,6 +60,8 @@ struct wg1_layout {
 // 4096 x 1 / 512 x 8): y stored right after its chunk's products instead of under the next
 // chunk's, 20.27 / 95.54 / 66.65 against 19.18 / 86.11 / 66.78; two warpgroups splitting d_state
 // (the second adding its partial y through shared memory), 29.57 / 171.82 / 90.02.
+// kMw: each chunk's masked M^T computed in the walk (below) instead of read from ssd_mask's tiles.
+template <bool kMw>
 __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_constant__ ssd_params p) {
     using LY = wg1_layout;
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -97,7 +99,8 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         if (u >= nu || threadIdx.x != 0) return;
         const int c = chunk_of(u);
         uint64_t* bar = &bars[u % LY::stages];
-        mbar_expect_arrive(bar, u < nl ? unsigned(LY::bc / 2 + 2 * LY::xh + LY::dc) : unsigned(LY::bc + LY::mh + 2 * LY::xh + LY::dc));
+        mbar_expect_arrive(bar, u < nl ? unsigned(LY::bc / 2 + 2 * LY::xh + LY::dc)
+                                       : unsigned(LY::bc + (kMw ? 0 : LY::mh) + 2 * LY::xh + LY::dc));
         unsigned char* st = stage(u);
         tma_x(st + LY::off_x, &p.xmap, p0, h, c * kL, q, bar);
         tma_x(st + LY::off_x + LY::xh, &p.xmap, p0 + 32, h, c * kL, q, bar);
@@ -111,7 +114,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
             bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<128>(), unsigned(LY::bc / 2), bar);   // B^T only
         } else {
             bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<128>(), unsigned(LY::bc), bar);
-            bulk_g2s(st + LY::off_mh, mhq + (size_t)c * kMhHalves, unsigned(LY::mh), bar);
+            if (!kMw) bulk_g2s(st + LY::off_mh, mhq + (size_t)c * kMhHalves, unsigned(LY::mh), bar);
         }
         bulk_g2s(st + LY::off_dc, dcq + (size_t)c * dct::kFloats, unsigned(LY::dc), bar);
     };
@@ -222,6 +225,75 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         }
     };
 
+    // kMw: M^T[s][t] = (B C^T)[s][t] exp(cum_t - cum_s) delta_s for s <= t, else 0, of load u.
+    // The raw product is one more wgmma (A = the B^T tile read MN-major, B = the C tile); the
+    // mask is applied to its accumulator (rows s = pr0 (+8), all in warp w's 16-token block;
+    // columns t = 8 j + 2 qd (+1)): zero for t-blocks before w, on the diagonal block the direct
+    // exponential, after it exp(cum_t - cum_e) kWt_s with e = 16 w + 15 (both factors <= 1; on the
+    // diagonal exp(cum_t - cum_e) could overflow). It goes to the stage's M region as fp16, [s][t]
+    // with the 128-byte swizzle (N contiguous: the x^T M^T product reads it MN-major), half2
+    // stores, conflict-free.
+    auto issue_raw_mt = [&](int u, float (&mt)[32]) {
+        const uint32_t sbase = smem_u32(stage(u));
+        const uint32_t c_tile = sbase + uint32_t(kL * 128 * 2);
+#pragma unroll
+        for (int kk = 0; kk < 8; ++kk)
+            wg::mma_m64n64_mn_a(mt, wg::sw128_desc(sbase, 128, 16 * kk, 0), wg::sw128_desc(c_tile, kL, 0, 16 * kk), kk > 0);
+    };
+    auto mask_mt = [&](int u, const float (&mt)[32]) {
+        unsigned char* const st = stage(u);
+        const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
+        const int s0 = pr0, s1 = pr0 + 8;
+        const float cs0 = tab[dct::kCum + s0], cs1 = tab[dct::kCum + s1], cend = tab[dct::kCum + 16 * warp + 15];
+        const float wt0 = tab[dct::kWt + s0], wt1 = tab[dct::kWt + s1];
+        const float d0 = tab[dct::kDelta + s0], d1 = tab[dct::kDelta + s1];
+        unsigned char* const m0 = st + LY::off_mh + s0 * 128 + qd * 4;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const int tb = j >> 1, t = 8 * j + 2 * qd;
+            float v[4];
+            if (tb < warp) {
+                v[0] = v[1] = v[2] = v[3] = 0.f;
+            } else if (tb > warp) {
+                const float2 ct = *reinterpret_cast<const float2*>(tab + dct::kCum + t);
+                const float u0 = exp_ftz(ct.x - cend), u1 = exp_ftz(ct.y - cend);
+                v[0] = mt[4 * j] * u0 * wt0;
+                v[1] = mt[4 * j + 1] * u1 * wt0;
+                v[2] = mt[4 * j + 2] * u0 * wt1;
+                v[3] = mt[4 * j + 3] * u1 * wt1;
+            } else {
+                const float2 ct = *reinterpret_cast<const float2*>(tab + dct::kCum + t);
+                v[0] = masked_exp(s0 <= t, ct.x - cs0, mt[4 * j] * d0);
+                v[1] = masked_exp(s0 <= t + 1, ct.y - cs0, mt[4 * j + 1] * d0);
+                v[2] = masked_exp(s1 <= t, ct.x - cs1, mt[4 * j + 2] * d1);
+                v[3] = masked_exp(s1 <= t + 1, ct.y - cs1, mt[4 * j + 3] * d1);
+            }
+            const uint32_t sw = uint32_t((j ^ gr) & 7) << 4;   // s % 8 = gr for both rows
+            *reinterpret_cast<uint32_t*>(m0 + sw) = pack_half2(v[0], v[1]);
+            *reinterpret_cast<uint32_t*>(m0 + 8 * 128 + sw) = pack_half2(v[2], v[3]);
+        }
+    };
+    // kMw's y out: y of chunk cc is already in buffer cc & 1 (written at the end of its
+    // iteration); mask_now masks the current chunk's M^T meanwhile. The wait for the store from
+    // the other buffer lets this iteration's end write y there.
+    auto flush_y_mw = [&](int cc, bool mask_now, float (&mt)[32]) {
+        if (threadIdx.x == 0) bulk_wait_read<0>();
+        __syncthreads();
+        issue_x(cc + ub + LY::stages);
+        issue_dep(cc + ub + LY::stages);
+        if (mask_now) {   // block-uniform
+            mask_mt(cc + 1 + ub, mt);
+        }
+        wg::fence_smem_for_async();
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            unsigned char* const yb = smem + LY::off_y + (cc & 1) * LY::ybuf;
+            tma_store(&p.ymap, yb, p0, h, cc * kL, q);
+            tma_store(&p.ymap, yb + LY::xh, p0 + 32, h, cc * kL, q);
+            bulk_commit();
+        }
+    };
+
     // ---- look-ahead (segments after the first): the state at chunk cb without a chain,
     //   S^T(cb) = exp(cum over chunks 0..cb-1) S_0^T + sum_c f_c (x w)_c^T B_c,
     // f_c = exp(cum_last of the chunks c+1 .. cb-1): each chunk's state update, scaled into its
@@ -281,6 +353,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         issue_dep(nl + 2);
     }
 
+    if constexpr (!kMw) {
     uint32_t xa[4][4], xw[4][4], sa[8][4];
     float y[32], yp[32];   // y of the chunk, and the previous chunk's (stored under this one's products)
 #pragma unroll
@@ -354,6 +427,98 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
     }
     if (ce > cb) flush_y(ce - 1, yp);
 
+    } else {
+    uint32_t xa[4][4], xw[4][4], sa[8][4];
+    float y[32], mt[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) y[i] = 0.f;
+    if (ce > cb) {   // block-uniform
+        wait_stage(nl);
+        load_x(nl, xa, xw);
+        wg::fence();
+        issue_raw_mt(nl, mt);
+        wg::commit();
+        wg::wait<0>();
+        wg::pin(mt);
+        mask_mt(nl, mt);
+        wg::fence_smem_for_async();
+        __syncthreads();
+    }
+    pack_state(sa);
+    // per chunk: S_in^T C^T and the state update; (y of c - 1 out, M^T of c masked); x^T M^T;
+    // the raw M^T of c + 1 runs on the tensor cores across the iterations' boundary
+    for (int c = cb; c < ce; ++c) {
+        unsigned char* const st = stage(c + ub);
+        const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
+        const uint32_t sbase = smem_u32(st);
+        const float el = tab[dct::kEl];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) S[i] *= el;
+        wg::wait<0>();   // the raw M^T of chunk c
+        wg::pin(mt);
+        wg::pin(y);
+        wg::pin(S);
+        wg::fence();
+        const uint32_t c_tile = sbase + uint32_t(kL * 128 * 2);
+#pragma unroll
+        for (int kk = 0; kk < 8; ++kk) wg::mma_rs_m64n64(y, sa[kk], wg::sw128_desc(c_tile, kL, 0, 16 * kk), kk > 0);
+        wg::commit();
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n128(S, xw[kk], wg::sw128_desc(sbase, 128, 0, 16 * kk));
+        wg::commit();
+        if (c > cb) flush_y_mw(c - 1, true, mt);
+        wg::wait<1>();   // S_in^T C^T done
+        wg::pin(y);
+        wg::pin(sa);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float2 e = *reinterpret_cast<const float2*>(tab + dct::kRowE + 8 * j + 2 * qd);
+            y[4 * j] *= e.x;
+            y[4 * j + 1] *= e.y;
+            y[4 * j + 2] *= e.x;
+            y[4 * j + 3] *= e.y;
+        }
+        wg::pin(y);
+        wg::fence();
+        const uint32_t m_tile = sbase + uint32_t(LY::off_mh);
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n64_mn_b(y, xa[kk], wg::sw128_desc(m_tile, 64, 16 * kk, 0), true);
+        wg::commit();
+        uint32_t xa_n[4][4] = {}, xw_n[4][4] = {};
+        if (c + 1 < ce) {   // block-uniform
+            wait_stage(c + 1 + ub);
+            load_x(c + 1 + ub, xa_n, xw_n);
+            wg::pin(mt);
+            wg::fence();
+            issue_raw_mt(c + 1 + ub, mt);
+            wg::commit();
+            wg::wait<1>();
+        } else {
+            wg::wait<0>();
+        }
+        wg::pin(y);
+        wg::pin(S);
+        wg::pin(xa);
+        wg::pin(xw);
+        pack_state(sa);
+        {   // y of chunk c into its buffer (the store from it, two chunks back, has read it)
+            unsigned char* const yb = smem + LY::off_y + (c & 1) * LY::ybuf;
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) *reinterpret_cast<float*>(yb + xhalf + j * 1024 + xo[e >> 1][e & 1]) = y[4 * j + e];
+        }
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                xa[kk][e] = xa_n[kk][e];
+                xw[kk][e] = xw_n[kk][e];
+            }
+    }
+    if (ce > cb) flush_y_mw(ce - 1, false, mt);
+    }
+
     // ---- epilogue: the final state (K = 1), from the last segment
     if (sg != p.nseg - 1) {
         if (threadIdx.x == 0) bulk_wait_all();
@@ -377,27 +542,32 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
     if (threadIdx.x == 0) bulk_wait_all();   // the y stores are done before the block (and its shared memory) ends
 }
 
-}  // namespace
-
-bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
+template <bool kMw>
+bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
     static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_walk_wg1, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
+        if (cudaFuncSetAttribute(ssd_walk_wg1<kMw>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
             cudaSuccess)
             return false;
         if (dev < 64) prepared |= 1ull << dev;
     }
     const int n_pt = (p.P + kPt - 1) / kPt;
     cudaLaunchAttribute attr;
-    const cudaLaunchConfig_t cfg =
-        ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S), unsigned(p.nseg)), dim3(kWgThreads), wg1_layout::total, stream, &attr);
-    if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1, p) != cudaSuccess) {
+    const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S), unsigned(p.nseg)),
+                                                            dim3(kWgThreads), wg1_layout::total, stream, &attr);
+    if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1<kMw>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
     return true;
+}
+
+}  // namespace
+
+bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
+    return p.mw ? launch_wg1<true>(p, stream) : launch_wg1<false>(p, stream);
 }
 
 }  // namespace ssmkit::cuda::ssd

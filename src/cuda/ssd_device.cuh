@@ -70,6 +70,8 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
                     // mma accumulator layout (block blk, lane, the lane's 8 values) (wm_split)
     CUtensorMap ymap;   // v11: y as a 4-d tensor (p, h, t, q), boxes of 32 x 64 with the 128-byte
                         // swizzle, stored from shared memory (clipped past T and head_dim)
+    bool mw;        // v11 computes each chunk's masked M^T itself: no ssd_mask, no mh16, ssd_prep
+                    // writes only the swizzled B^T/C tiles and the tables
     // v11: the chunks split into nseg segments walked side by side, segment i = chunks
     // [seg_begin[i], seg_begin[i + 1]) (seg_begin[0] = 0, seg_begin[nseg] = nch)
     int nseg;
