@@ -80,10 +80,8 @@ if [ -x "$TO" ]; then
     step "test (chunked, walk v10, tile 64)" test-ssd-v10-64.log env SSMKIT_SSD_WALK=v10 SSMKIT_SSD_TILE=64 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     # The one-warpgroup walk (v11) and the mma.sync walk (v8), each forced on every chunked case it takes
     step "test (chunked, walk v11)" test-ssd-v11.log env SSMKIT_SSD_WALK=v11 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
-    # v11 without segments (one chain per head) and with 3 (two look-ahead segments) on every case
-    step "test (chunked, walk v11, 1 segment)" test-ssd-v11-seg1.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_V11_SEGS=1 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
-    step "test (chunked, walk v11, 3 segments)" test-ssd-v11-seg3.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_V11_SEGS=3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, masks from ssd_mask)" test-ssd-v11-split.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=split "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "test (chunked, walk v11, ssd_mask, 3 segments)" test-ssd-v11-seg3.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=split SSMKIT_SSD_V11_SEGS=3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, fused masks)" test-ssd-v11-fused.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=fused "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v8)" test-ssd-v8.log env SSMKIT_SSD_WALK=v8 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (decode v1)" test-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" test -b cuda -o SSM_SCAN -p 'n_seq_tokens=1,'
@@ -95,8 +93,7 @@ if [ -x "$TO" ]; then
         step "check golden (chunked, walk v9)" check-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v10)" check-ssd-v10.log env SSMKIT_SSD_WALK=v10 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v11)" check-ssd-v11.log env SSMKIT_SSD_WALK=v11 "$TO" check $GOLD -b cuda --scan-path chunked
-        step "check golden (chunked, walk v11, 1 segment)" check-ssd-v11-seg1.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_V11_SEGS=1 "$TO" check $GOLD -b cuda --scan-path chunked
-        step "check golden (chunked, walk v11, 3 segments)" check-ssd-v11-seg3.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_V11_SEGS=3 "$TO" check $GOLD -b cuda --scan-path chunked
+        step "check golden (chunked, walk v11, ssd_mask, 3 segments)" check-ssd-v11-seg3.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=split SSMKIT_SSD_V11_SEGS=3 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v8)" check-ssd-v8.log env SSMKIT_SSD_WALK=v8 "$TO" check $GOLD -b cuda --scan-path chunked
     else skip "check golden" "no .golden/*/*/*.gguf carried"; fi
 else

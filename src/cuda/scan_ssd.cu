@@ -565,14 +565,17 @@ bool walk_default() {
 // first first sums the state at its start without a chain (the look-ahead, ~r of a walked chunk's
 // time per chunk), so the earlier segments get more chunks: with walk time 1 per chunk and r per
 // look-ahead chunk, segment g ends at b_{g+1} = T* + (1 - r) b_g, all ending together at T*.
-// Measurement knobs: SSMKIT_SSD_V11_SEGS=n forces n segments (1: none), SSMKIT_SSD_V11_LOOK=r
+// Off by default (measured, H200, granite 4096 x 1, same call, us): with ssd_mask's tiles 89.24
+// with 2 segments against 87.70 with none (the walk's reads from L2, not its latency chain, set
+// the pace then); with the masks in a one-warpgroup walk 91.97-92.14 against 127.4.
+// Measurement knobs: SSMKIT_SSD_V11_SEGS=n (0: as many as idle SMs allow), SSMKIT_SSD_V11_LOOK=r
 // sets r in percent.
 void plan_segments(ssd_params& p, int n_pt) {
-    static const int forced = ssmkit::cuda::knob_int("SSMKIT_SSD_V11_SEGS", 0);
+    static const int forced = ssmkit::cuda::knob_int("SSMKIT_SSD_V11_SEGS", 1);
     static const int look_pct = ssmkit::cuda::knob_int("SSMKIT_SSD_V11_LOOK", 30);
     const int64_t blocks = int64_t(n_pt) * p.H * p.S;
     const int64_t sms = ssmkit::cuda::info_for_current_device().sm_count;
-    int64_t nseg = forced > 0 ? forced : std::max<int64_t>(1, sms / std::max<int64_t>(1, blocks));
+    int64_t nseg = forced > 0 ? forced : std::max<int64_t>(1, sms / std::max<int64_t>(1, blocks));   // 0: automatic
     nseg = std::min<int64_t>({nseg, kMaxSegs, std::max(1, p.nch)});
     p.nseg = int(nseg);
     const double r = std::min(0.9, std::max(0.0, look_pct / 100.0));
@@ -854,7 +857,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.nseg = 1;
     p.seg_begin[0] = 0;
     p.seg_begin[1] = p.nch;
-    if (v11) plan_segments(p, (p.P + 63) / 64);
+    if (v11 && !p.mw) plan_segments(p, (p.P + 63) / 64);   // the two-warpgroup walk (mw) has no look-ahead
 
     switch (NS) {
         case 32: return launch_ns<32>(p, PT, v11, stream);

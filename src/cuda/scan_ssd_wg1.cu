@@ -60,9 +60,10 @@ struct wg1_layout {
 // 4096 x 1 / 512 x 8): y stored right after its chunk's products instead of under the next
 // chunk's, 20.27 / 95.54 / 66.65 against 19.18 / 86.11 / 66.78; two warpgroups splitting d_state
 // (the second adding its partial y through shared memory), 29.57 / 171.82 / 90.02.
-// kMw: each chunk's masked M^T computed in the walk (below) instead of read from ssd_mask's tiles.
+// kMw: a second warpgroup computes each chunk's masked M^T in shared memory (below) ahead of the
+// walk, instead of the walk reading ssd_mask's tiles. Only the first warpgroup walks.
 template <bool kMw>
-__global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_constant__ ssd_params p) {
+__global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk_wg1(const __grid_constant__ ssd_params p) {
     using LY = wg1_layout;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     unsigned char* const smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
@@ -77,7 +78,8 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
     const int p0 = pt * kPt, pvalid = min(kPt, p.P - p0);
     const int g = h / (p.H / p.G);
     // visibly uniform (a shuffle), so ptxas keeps the wgmma asynchronous
-    const int warp = __shfl_sync(0xffffffffu, int(threadIdx.x >> 5), 0), lane = threadIdx.x & 31;
+    const int wgi = __shfl_sync(0xffffffffu, int(threadIdx.x >> 7), 0);   // warpgroup
+    const int warp = __shfl_sync(0xffffffffu, int(threadIdx.x >> 5) & 3, 0), lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
     const int pr0 = 16 * warp + gr;   // this thread's rows p (tile-relative): pr0 and pr0 + 8
 
@@ -90,7 +92,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
     auto chunk_of = [&](int u) { return u < nl ? cb - 1 - u : cb + (u - nl); };
 
     if (threadIdx.x == 0) {
-        for (int i = 0; i < LY::stages; ++i) mbar_init(&bars[i], 1);
+        for (int i = 0; i < 2 * LY::stages; ++i) mbar_init(&bars[i], 1);   // loads, then masks (kMw)
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     // x is an input (its copies may start before ssd_prep is done); the byte count covers the
@@ -145,8 +147,9 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
                 S[4 * j + 2 * r + 1] += scale * v.y;
             }
     };
-    if (sg == 0) add_slot_state(1.f);
-    __syncthreads();   // mbarriers initialised
+    if (sg == 0 && wgi == 0) add_slot_state(1.f);
+    __syncthreads();   // mbarriers initialised (the last barrier of the whole block: then the
+                       // warpgroups part, and the walk synchronizes with wg_sync)
     for (int u = 0; u < LY::stages; ++u) issue_x(u);
     ssmkit::cuda::pdl_wait_previous();   // ssd_prep's tiles and tables are complete and visible
     for (int u = 0; u < LY::stages; ++u) issue_dep(u);
@@ -196,6 +199,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
             sa[kk][3] = pack_half2(S[8 * kk + 6], S[8 * kk + 7]);
         }
     };
+    auto wg_sync = [&]() { named_sync(1, kWgThreads); };   // the walking warpgroup only
     auto wait_stage = [&](int u) { mbar_wait(&bars[u % LY::stages], unsigned(u / LY::stages) & 1u); };
     const int ub = nl - cb;   // load index of walk chunk c: c + ub
 
@@ -208,7 +212,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
     // and head_dim)
     auto flush_y = [&](int cc, const float (&v)[32]) {
         if (threadIdx.x == 0) bulk_wait_read<1>();   // chunk cc - 2's store has read the buffer
-        __syncthreads();
+        wg_sync();
         issue_x(cc + ub + LY::stages);
         issue_dep(cc + ub + LY::stages);
         unsigned char* const yb = smem + LY::off_y + (cc & 1) * LY::ybuf;
@@ -217,7 +221,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
 #pragma unroll
             for (int e = 0; e < 4; ++e) *reinterpret_cast<float*>(yb + xhalf + j * 1024 + xo[e >> 1][e & 1]) = v[4 * j + e];
         wg::fence_smem_for_async();
-        __syncthreads();
+        wg_sync();
         if (threadIdx.x == 0) {
             tma_store(&p.ymap, yb, p0, h, cc * kL, q);
             tma_store(&p.ymap, yb + LY::xh, p0 + 32, h, cc * kL, q);
@@ -273,26 +277,26 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
             *reinterpret_cast<uint32_t*>(m0 + 8 * 128 + sw) = pack_half2(v[2], v[3]);
         }
     };
-    // kMw's y out: y of chunk cc is already in buffer cc & 1 (written at the end of its
-    // iteration); mask_now masks the current chunk's M^T meanwhile. The wait for the store from
-    // the other buffer lets this iteration's end write y there.
-    auto flush_y_mw = [&](int cc, bool mask_now, float (&mt)[32]) {
-        if (threadIdx.x == 0) bulk_wait_read<0>();
-        __syncthreads();
-        issue_x(cc + ub + LY::stages);
-        issue_dep(cc + ub + LY::stages);
-        if (mask_now) {   // block-uniform
-            mask_mt(cc + 1 + ub, mt);
+    if constexpr (kMw) {
+        if (wgi == 1) {   // the mask producer, up to three chunks ahead of the walk (nl = 0:
+                          // the host gives kMw one segment)
+            float mt[32];
+            for (int c = cb; c < ce; ++c) {
+                const int u = c + ub;
+                wait_stage(u);
+                wg::fence();
+                issue_raw_mt(u, mt);
+                wg::commit();
+                wg::wait<0>();
+                wg::pin(mt);
+                mask_mt(u, mt);
+                wg::fence_smem_for_async();   // the walk's wgmma read M^T through the async proxy
+                named_sync(2, kWgThreads);
+                if (threadIdx.x == kWgThreads) mbar_arrive(&bars[LY::stages + u % LY::stages]);
+            }
+            return;
         }
-        wg::fence_smem_for_async();
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            unsigned char* const yb = smem + LY::off_y + (cc & 1) * LY::ybuf;
-            tma_store(&p.ymap, yb, p0, h, cc * kL, q);
-            tma_store(&p.ymap, yb + LY::xh, p0 + 32, h, cc * kL, q);
-            bulk_commit();
-        }
-    };
+    }
 
     // ---- look-ahead (segments after the first): the state at chunk cb without a chain,
     //   S^T(cb) = exp(cum over chunks 0..cb-1) S_0^T + sum_c f_c (x w)_c^T B_c,
@@ -331,7 +335,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
             wg::wait<1>();   // chunk k-1's products are done: its stage and fragments are free
             wg::pin(S);
             if (k >= 1) {
-                __syncthreads();
+                wg_sync();
                 issue_x(k + 2);
                 issue_dep(k + 2);
             }
@@ -348,12 +352,11 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         wg::pin(xw0);
         wg::pin(xw1);
         add_slot_state(f);
-        __syncthreads();   // every read of load nl - 1 is done: its stage takes load nl + 2
+        wg_sync();   // every read of load nl - 1 is done: its stage takes load nl + 2
         issue_x(nl + 2);
         issue_dep(nl + 2);
     }
 
-    if constexpr (!kMw) {
     uint32_t xa[4][4], xw[4][4], sa[8][4];
     float y[32], yp[32];   // y of the chunk, and the previous chunk's (stored under this one's products)
 #pragma unroll
@@ -389,6 +392,8 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         wg::wait<1>();   // S_in^T C^T done
         wg::pin(y);
         wg::pin(sa);
+        if constexpr (kMw)   // the producer's M^T of this chunk is in the stage
+            mbar_wait(&bars[LY::stages + (c + ub) % LY::stages], unsigned((c + ub) / LY::stages) & 1u);
         // y^T columns t = 8 j + 2 qd (+1) times exp(cum_t), then + x^T M^T
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
@@ -401,8 +406,13 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         wg::pin(y);
         wg::fence();
         const uint32_t m_tile = sbase + uint32_t(LY::off_mh);
+        if constexpr (kMw) {
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n64(y, xa[kk], wg::sw128_desc(m_tile, kL, 0, 16 * kk), true);
+            for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n64_mn_b(y, xa[kk], wg::sw128_desc(m_tile, 64, 16 * kk, 0), true);
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n64(y, xa[kk], wg::sw128_desc(m_tile, kL, 0, 16 * kk), true);
+        }
         wg::commit();
         uint32_t xa_n[4][4] = {}, xw_n[4][4] = {};
         if (c + 1 < ce) {   // block-uniform
@@ -426,98 +436,6 @@ __global__ void __launch_bounds__(kWgThreads, 1) ssd_walk_wg1(const __grid_const
         for (int i = 0; i < 32; ++i) yp[i] = y[i];
     }
     if (ce > cb) flush_y(ce - 1, yp);
-
-    } else {
-    uint32_t xa[4][4], xw[4][4], sa[8][4];
-    float y[32], mt[32];
-#pragma unroll
-    for (int i = 0; i < 32; ++i) y[i] = 0.f;
-    if (ce > cb) {   // block-uniform
-        wait_stage(nl);
-        load_x(nl, xa, xw);
-        wg::fence();
-        issue_raw_mt(nl, mt);
-        wg::commit();
-        wg::wait<0>();
-        wg::pin(mt);
-        mask_mt(nl, mt);
-        wg::fence_smem_for_async();
-        __syncthreads();
-    }
-    pack_state(sa);
-    // per chunk: S_in^T C^T and the state update; (y of c - 1 out, M^T of c masked); x^T M^T;
-    // the raw M^T of c + 1 runs on the tensor cores across the iterations' boundary
-    for (int c = cb; c < ce; ++c) {
-        unsigned char* const st = stage(c + ub);
-        const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
-        const uint32_t sbase = smem_u32(st);
-        const float el = tab[dct::kEl];
-#pragma unroll
-        for (int i = 0; i < 64; ++i) S[i] *= el;
-        wg::wait<0>();   // the raw M^T of chunk c
-        wg::pin(mt);
-        wg::pin(y);
-        wg::pin(S);
-        wg::fence();
-        const uint32_t c_tile = sbase + uint32_t(kL * 128 * 2);
-#pragma unroll
-        for (int kk = 0; kk < 8; ++kk) wg::mma_rs_m64n64(y, sa[kk], wg::sw128_desc(c_tile, kL, 0, 16 * kk), kk > 0);
-        wg::commit();
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n128(S, xw[kk], wg::sw128_desc(sbase, 128, 0, 16 * kk));
-        wg::commit();
-        if (c > cb) flush_y_mw(c - 1, true, mt);
-        wg::wait<1>();   // S_in^T C^T done
-        wg::pin(y);
-        wg::pin(sa);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const float2 e = *reinterpret_cast<const float2*>(tab + dct::kRowE + 8 * j + 2 * qd);
-            y[4 * j] *= e.x;
-            y[4 * j + 1] *= e.y;
-            y[4 * j + 2] *= e.x;
-            y[4 * j + 3] *= e.y;
-        }
-        wg::pin(y);
-        wg::fence();
-        const uint32_t m_tile = sbase + uint32_t(LY::off_mh);
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n64_mn_b(y, xa[kk], wg::sw128_desc(m_tile, 64, 16 * kk, 0), true);
-        wg::commit();
-        uint32_t xa_n[4][4] = {}, xw_n[4][4] = {};
-        if (c + 1 < ce) {   // block-uniform
-            wait_stage(c + 1 + ub);
-            load_x(c + 1 + ub, xa_n, xw_n);
-            wg::pin(mt);
-            wg::fence();
-            issue_raw_mt(c + 1 + ub, mt);
-            wg::commit();
-            wg::wait<1>();
-        } else {
-            wg::wait<0>();
-        }
-        wg::pin(y);
-        wg::pin(S);
-        wg::pin(xa);
-        wg::pin(xw);
-        pack_state(sa);
-        {   // y of chunk c into its buffer (the store from it, two chunks back, has read it)
-            unsigned char* const yb = smem + LY::off_y + (c & 1) * LY::ybuf;
-#pragma unroll
-            for (int j = 0; j < 8; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) *reinterpret_cast<float*>(yb + xhalf + j * 1024 + xo[e >> 1][e & 1]) = y[4 * j + e];
-        }
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                xa[kk][e] = xa_n[kk][e];
-                xw[kk][e] = xw_n[kk][e];
-            }
-    }
-    if (ce > cb) flush_y_mw(ce - 1, false, mt);
-    }
 
     // ---- epilogue: the final state (K = 1), from the last segment
     if (sg != p.nseg - 1) {
@@ -556,7 +474,7 @@ bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
     const int n_pt = (p.P + kPt - 1) / kPt;
     cudaLaunchAttribute attr;
     const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S), unsigned(p.nseg)),
-                                                            dim3(kWgThreads), wg1_layout::total, stream, &attr);
+                                                            dim3(kMw ? 2 * kWgThreads : kWgThreads), wg1_layout::total, stream, &attr);
     if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1<kMw>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
