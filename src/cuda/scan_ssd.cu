@@ -515,11 +515,20 @@ bool mask_fused() {
     static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused");
     return v;
 }
-// The v11 walk computes its masks itself (p.mw) unless SSMKIT_SSD_MASK is set: =split keeps
-// ssd_mask, =fused the fused prep (the two measured previous variants).
-bool v11_reads_masks() {
-    static const bool v = !ssmkit::cuda::knob_unset("SSMKIT_SSD_MASK");
-    return v;
+// Where v11's masks come from. SSMKIT_SSD_MASK=walk: a second warpgroup of the walk computes
+// them (p.mw); =split: ssd_mask, a launch of its own; =fused: ssd_prep. Unset: the walk's when
+// the walk's blocks fill the SMs, else ssd_mask. Measured (H200, granite, same call, us, walk /
+// split): 512 x 8 (384 blocks) 58.61 / 72.29, 4096 x 1 (48 blocks) 90.54 / 88.28, 512 x 1 (v11
+// forced) 19.23 / 20.21. With few blocks the walk's chain sets the time, and the producer's
+// products on the same tensor cores lengthen it (ncu walk at 4096 x 1: 86.7 against 70 us);
+// with many, ssd_mask's 14-15 us launch weighs more.
+bool v11_masks_in_walk(const ssmkit::scan_shape& sh) {
+    static const bool walk = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walk");
+    static const bool unset = ssmkit::cuda::knob_unset("SSMKIT_SSD_MASK");
+    if (walk) return true;
+    if (!unset) return false;
+    const int64_t blocks = (sh.head_dim + 63) / 64 * sh.n_head * sh.n_seqs;
+    return blocks >= ssmkit::cuda::info_for_current_device().sm_count;
 }
 int forced_mask_heads() {
     static const int v = ssmkit::cuda::knob_int("SSMKIT_SSD_MASK_HEADS", 0);
@@ -663,7 +672,7 @@ struct ws_parts {
 // the shape: the default walks never read it, so they neither allocate nor zero it
 ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const size_t nch = size_t((sh.n_t + kL - 1) / kL);
-    const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || (want_v11(sh, NS) && v11_reads_masks());
+    const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || (want_v11(sh, NS) && !v11_masks_in_walk(sh));
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
             align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_region_bytes()),
@@ -828,7 +837,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.mh16 = static_cast<__half*>(ws->mh_ptr);
     p.cb_pre = PT != 80 && !walk_v6();
     p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10() || v11);
-    p.mw = v11 && p.wg && !v11_reads_masks();
+    p.mw = v11 && p.wg && v11_masks_in_walk(sh);
     p.wm = p.wg && (walk_v10() || v11) && (w.mh > 0 || p.mw);
     p.wm_split = p.wm && !mask_fused();
     p.mask_heads = forced_mask_heads() ? forced_mask_heads() : 4;
