@@ -142,7 +142,7 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
         for (int i = threadIdx.x; i < int(bc_tile_halves<NS>() / 8); i += kPrepThreads) dst[i] = src[i];
     }
     PREP_TL(1);
-    if (p.mw) return;   // block-uniform: the v11 walk computes C B^T itself
+    if (p.mw && !p.mw_cb) return;   // block-uniform: the v11 walk computes C B^T itself
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
     __half* dst = p.cb16 + (((size_t)q * p.G + g) * p.nch + c) * cb_tile_halves();
@@ -251,52 +251,10 @@ __device__ __forceinline__ head_part group_part(const ssd_params& p, int z, int 
 // fp32 copy (ssd_prep 23.3 us under ncu against 21.7 here).
 __device__ __forceinline__ void mask_heads(const ssd_params& p, int c, int q, int h0, int nh, const float (*sdec)[3][kL],
                                            const float (&acc)[2][4], int rg, int jj, int lane) {
-    const int gr = lane >> 2, qd = lane & 3;
-    const int r0 = rg * 16 + gr, r1 = r0 + 8;
-    const int s_[2] = {jj * 16 + 2 * qd, jj * 16 + 8 + 2 * qd};
-    uint32_t off[2][2];
-#pragma unroll
-    for (int hf = 0; hf < 2; ++hf) {
-        off[hf][0] = wg::sw128_offset_k64(r0, s_[hf]);
-        off[hf][1] = wg::sw128_offset_k64(r1, s_[hf]);
-    }
     unsigned char* dst = reinterpret_cast<unsigned char*>(p.mh16 + (((size_t)q * p.H + h0) * p.nch + c) * kMhHalves);
     const size_t head_bytes = size_t(p.nch) * kMhHalves * 2;
-    const bool diag = rg == jj;
 #pragma unroll 2
-    for (int hh = 0; hh < nh; ++hh, dst += head_bytes) {
-        const float* cum = sdec[hh][0];
-        const float c0 = cum[r0], c1 = cum[r1];
-        float m[2][4];
-        if (!diag) {
-            const float ce = cum[jj * 16 + 15];
-            const float u0 = exp_ftz(c0 - ce), u1 = exp_ftz(c1 - ce);
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                const float2 w = *reinterpret_cast<const float2*>(&sdec[hh][2][s_[hf]]);
-                m[hf][0] = acc[hf][0] * u0 * w.x;
-                m[hf][1] = acc[hf][1] * u0 * w.y;
-                m[hf][2] = acc[hf][2] * u1 * w.x;
-                m[hf][3] = acc[hf][3] * u1 * w.y;
-            }
-        } else {
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                const int s = s_[hf];
-                const float2 cs = *reinterpret_cast<const float2*>(&cum[s]);
-                const float2 d = *reinterpret_cast<const float2*>(&sdec[hh][1][s]);
-                m[hf][0] = masked_exp(s <= r0, c0 - cs.x, acc[hf][0] * d.x);
-                m[hf][1] = masked_exp(s + 1 <= r0, c0 - cs.y, acc[hf][1] * d.y);
-                m[hf][2] = masked_exp(s <= r1, c1 - cs.x, acc[hf][2] * d.x);
-                m[hf][3] = masked_exp(s + 1 <= r1, c1 - cs.y, acc[hf][3] * d.y);
-            }
-        }
-#pragma unroll
-        for (int hf = 0; hf < 2; ++hf) {
-            *reinterpret_cast<uint32_t*>(dst + off[hf][0]) = pack_half2(m[hf][0], m[hf][1]);
-            *reinterpret_cast<uint32_t*>(dst + off[hf][1]) = pack_half2(m[hf][2], m[hf][3]);
-        }
-    }
+    for (int hh = 0; hh < nh; ++hh, dst += head_bytes) mask_block(sdec[hh][0], sdec[hh][1], sdec[hh][2], acc, rg, jj, lane, dst);
 }
 
 // v10 blocks, one per (chunk, sequence, part of a group's heads): each loads the group's B and C
@@ -523,7 +481,7 @@ bool mask_fused() {
 // products on the same tensor cores lengthen it (ncu walk at 4096 x 1: 86.7 against 70 us);
 // with many, ssd_mask's 14-15 us launch weighs more.
 bool v11_masks_in_walk(const ssmkit::scan_shape& sh) {
-    static const bool walk = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walk");
+    static const bool walk = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walk") || ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walkcb");
     static const bool unset = ssmkit::cuda::knob_unset("SSMKIT_SSD_MASK");
     if (walk) return true;
     if (!unset) return false;
@@ -838,6 +796,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.cb_pre = PT != 80 && !walk_v6();
     p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10() || v11);
     p.mw = v11 && p.wg && v11_masks_in_walk(sh);
+    p.mw_cb = p.mw && ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walkcb");
     p.wm = p.wg && (walk_v10() || v11) && (w.mh > 0 || p.mw);
     p.wm_split = p.wm && !mask_fused();
     p.mask_heads = forced_mask_heads() ? forced_mask_heads() : 4;

@@ -6,6 +6,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "cuda/wgmma.cuh"
+
 #include <cstddef>
 #include <cstdint>
 
@@ -70,6 +72,7 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
                     // mma accumulator layout (block blk, lane, the lane's 8 values) (wm_split)
     CUtensorMap ymap;   // v11: y as a 4-d tensor (p, h, t, q), boxes of 32 x 64 with the 128-byte
                         // swizzle, stored from shared memory (clipped past T and head_dim)
+    bool mw_cb;     // with mw: from the fp32 C B^T fragments ssd_prep leaves in cbf32 (no product)
     bool mw;        // v11 computes each chunk's masked M^T itself: no ssd_mask, no mh16, ssd_prep
                     // writes only the swizzled B^T/C tiles and the tables
     // v11: the chunks split into nseg segments walked side by side, segment i = chunks
@@ -248,6 +251,51 @@ __device__ __forceinline__ void cb_block_pos(int blk, int& rg, int& jj) {
 
 // v10: the masked C B^T of one (sequence, head, chunk), 64 x 64 fp16, swizzled (8 KB)
 constexpr size_t kMhHalves = size_t(kL) * kL;
+
+// One 16 x 16 block (rg, jj) of a head's masked C B^T, M[t][s] = (C B^T)[t][s] exp(cum_t - cum_s)
+// delta_s (s <= t), from the C B^T block in mma fragments (rows rg*16 + gr and +8, columns
+// jj*16 + hf*8 + 2 qd and +1) into the swizzled tile at dst (global or shared memory), as half2
+// (the four threads of a row group fill one 16-byte piece). Below the diagonal block the decay
+// factors through the end e of the column block, exp(cum_t - cum_s) delta_s = exp(cum_t - cum_e)
+// * kWt_s, both factors <= 1 (nothing overflows): two exponentials per thread instead of eight.
+// The diagonal block keeps the direct form (there exp(cum_t - cum_e) can overflow while kWt_s
+// underflows). cum, delta and wt: the head's 64-float rows of those tables.
+__device__ __forceinline__ void mask_block(const float* cum, const float* delta, const float* wt, const float (&acc)[2][4],
+                                           int rg, int jj, int lane, unsigned char* dst) {
+    const int gr = lane >> 2, qd = lane & 3;
+    const int r0 = rg * 16 + gr, r1 = r0 + 8;
+    const int s_[2] = {jj * 16 + 2 * qd, jj * 16 + 8 + 2 * qd};
+    const float c0 = cum[r0], c1 = cum[r1];
+    float m[2][4];
+    if (rg != jj) {
+        const float ce = cum[jj * 16 + 15];
+        const float u0 = exp_ftz(c0 - ce), u1 = exp_ftz(c1 - ce);
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const float2 w = *reinterpret_cast<const float2*>(&wt[s_[hf]]);
+            m[hf][0] = acc[hf][0] * u0 * w.x;
+            m[hf][1] = acc[hf][1] * u0 * w.y;
+            m[hf][2] = acc[hf][2] * u1 * w.x;
+            m[hf][3] = acc[hf][3] * u1 * w.y;
+        }
+    } else {
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const int s = s_[hf];
+            const float2 cs = *reinterpret_cast<const float2*>(&cum[s]);
+            const float2 d = *reinterpret_cast<const float2*>(&delta[s]);
+            m[hf][0] = masked_exp(s <= r0, c0 - cs.x, acc[hf][0] * d.x);
+            m[hf][1] = masked_exp(s + 1 <= r0, c0 - cs.y, acc[hf][1] * d.y);
+            m[hf][2] = masked_exp(s <= r1, c1 - cs.x, acc[hf][2] * d.x);
+            m[hf][3] = masked_exp(s + 1 <= r1, c1 - cs.y, acc[hf][3] * d.y);
+        }
+    }
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+        *reinterpret_cast<uint32_t*>(dst + wg::sw128_offset_k64(r0, s_[hf])) = pack_half2(m[hf][0], m[hf][1]);
+        *reinterpret_cast<uint32_t*>(dst + wg::sw128_offset_k64(r1, s_[hf])) = pack_half2(m[hf][2], m[hf][3]);
+    }
+}
 
 constexpr int kCbLd = kL + 8;   // halves per row of a C B^T tile (padding against bank conflicts)
 __host__ __device__ constexpr size_t cb_tile_halves() { return size_t(kL) * kCbLd; }
