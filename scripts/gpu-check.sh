@@ -129,6 +129,8 @@ if command -v compute-sanitizer > /dev/null && [ -x "$TO" ]; then
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v11, masks in the walk from C B^T)" racecheck-ssd-v11-walkcb.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walkcb compute-sanitizer --tool racecheck \
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    step "racecheck (chunked, walk v11, masks in the walk)" racecheck-ssd-v11-walk.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walk compute-sanitizer --tool racecheck \
+        --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v11)" racecheck-ssd-v11.log env SSMKIT_SSD_WALK=v11 compute-sanitizer --tool racecheck \
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     if [ "${SANITIZE:-full}" != quick ]; then
