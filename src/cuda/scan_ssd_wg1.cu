@@ -284,6 +284,7 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
                 // blocks above the diagonal are never written: zero the three M regions once
                 for (int i = threadIdx.x - kWgThreads; i < LY::stages * int(LY::mh / 16); i += kWgThreads)
                     *reinterpret_cast<uint4*>(stage(i / int(LY::mh / 16)) + LY::off_mh + (i % int(LY::mh / 16)) * 16) = make_uint4(0, 0, 0, 0);
+                named_sync(2, kWgThreads);   // the zeros before any block is written over them
                 const float* cbq = p.cbf32 + ((size_t)q * p.G + g) * p.nch * kCbfFloats;
                 for (int c = cb; c < ce; ++c) {
                     const int u = c + ub;
