@@ -3,8 +3,9 @@
 //
 // The default for d_state 128, K = 1 and head_dim % 64 == 0 on sm_90a is the v11 walk
 // (scan_ssd_wg1.cu: one warpgroup per head and 64 columns, every product on wgmma), after
-// ssd_prep (C B^T, the swizzled B^T/C tile, the tables) and ssd_mask (each head's masked C B^T):
-// three launches, each with programmatic dependent launch. Everything else:
+// ssd_prep (C B^T, the swizzled B^T/C tile, the tables). Its masked C B^T come from a second
+// warpgroup of the walk when the walk's blocks fill the SMs (two launches), else from ssd_mask
+// (three launches); each launch with programmatic dependent launch. Everything else:
 // two launches (the second with programmatic dependent launch, so its prologue overlaps the first):
 //   ssd_prep  grid (chunk, sequence, part): B and C rounded to fp16 once, into padded tiles that
 //             the walk copies with one bulk copy (they are shared by every head of a group:

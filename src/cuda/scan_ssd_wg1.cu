@@ -23,6 +23,10 @@
 // accumulates on top. Three stages of copies (B^T/C 32 KB, M 8 KB, x 16 KB, tables 1.6 KB).
 // Handles d_state 128 (ssd_prep pads 65..128), any head_dim (partial tiles masked), K = 1 (the
 // final state only; kept states need the other walks), x through TMA; sm_90a only.
+// M comes from ssd_mask's tiles (kMw = false) or from a second warpgroup of this block that
+// computes it in shared memory ahead of the walk (kMw = true, the producer below). Optionally
+// (kMw = false) a sequence's chunks are split into segments walked side by side (look-ahead).
+// Measurements of every form: docs/perf-ssd-notes.md, tenth session.
 #include "cuda/scan_ssd.h"
 #include "cuda/pdl.cuh"
 #include "cuda/ssd_device.cuh"
@@ -59,7 +63,8 @@ struct wg1_layout {
 // Rejected variants, measured against this kernel in one call (H200, granite, us at 512 x 1 /
 // 4096 x 1 / 512 x 8): y stored right after its chunk's products instead of under the next
 // chunk's, 20.27 / 95.54 / 66.65 against 19.18 / 86.11 / 66.78; two warpgroups splitting d_state
-// (the second adding its partial y through shared memory), 29.57 / 171.82 / 90.02.
+// (the second adding its partial y through shared memory), 29.57 / 171.82 / 90.02; the masks
+// computed by the walking warpgroup itself, 127.4 us at 4096 x 1 against 87.7.
 // kMw: a second warpgroup computes each chunk's masked M^T in shared memory (below) ahead of the
 // walk, instead of the walk reading ssd_mask's tiles. Only the first warpgroup walks.
 template <bool kMw>
