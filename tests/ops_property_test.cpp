@@ -5,6 +5,7 @@
 #include <random>
 
 #include "common/harness.h"
+#include "common/ssd_fp16_model.h"
 #include "test_backends.h"
 
 using namespace ssmkit;
@@ -44,19 +45,8 @@ TEST_P(OpsProperty, ConvMatchesReference) {
 
 TEST_P(OpsProperty, Mamba2ScanMatchesReference) {
     std::mt19937_64 rng(seed_);
-    auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
     for (int iter = 0; iter < 16; ++iter) {
-        scan_case sc;
-        sc.d_state = iter % 2 ? 128 : pick(1, 70);
-        sc.head_dim = pick(1, 3) == 1 ? 64 : pick(1, 33);
-        sc.n_group = pick(1, 3);
-        sc.n_head = sc.n_group * pick(1, 4);
-        sc.n_t = iter % 4 == 0 ? 1 : pick(1, iter % 3 ? 80 : 600);
-        sc.n_seqs = pick(1, 4);
-        sc.n_slots = sc.n_seqs + pick(0, 3);
-        sc.n_keep = int(pick(1, 4));
-        sc.fused_xbc = pick(0, 1);
-        sc.init = pick(0, 1) ? init_kind::model_like : init_kind::uniform;
+        const scan_case sc = random_mamba2_case(rng, iter);
         const auto in = make_scan_inputs(sc, rng());
         const auto got = run_scan(*be_, sc, in);
         const auto want = run_scan(*ref_, sc, in);

@@ -1,0 +1,70 @@
+// The CPU model of the chunked scan's fp16 arithmetic (tools/common/ssd_fp16_model.h): exact when
+// nothing is rounded, and its rounding visible but bounded when everything is.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "common/harness.h"
+#include "common/ssd_fp16_model.h"
+#include "ssmkit/error.h"
+
+using namespace ssmkit;
+using namespace ssmkit::harness;
+
+namespace {
+
+// Small cases (the model is a plain triple loop), one to several chunks, model-like data.
+scan_case small_case(std::mt19937_64& rng) {
+    auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+    scan_case sc;
+    sc.d_state = pick(1, 40);
+    sc.head_dim = pick(1, 12);
+    sc.n_group = pick(1, 2);
+    sc.n_head = sc.n_group * pick(1, 2);
+    sc.n_t = pick(1, 150);
+    sc.n_seqs = pick(1, 3);
+    sc.n_slots = sc.n_seqs + pick(0, 2);
+    sc.fused_xbc = pick(0, 1);
+    sc.init = pick(0, 1) ? init_kind::model_like : init_kind::uniform;
+    return sc;
+}
+
+TEST(SsdFp16Model, WithoutRoundingMatchesTheOracle) {
+    const uint64_t seed = fresh_seed();
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 12; ++i) {
+        const scan_case sc = small_case(rng);
+        const auto in = make_scan_inputs(sc, rng());
+        const auto want = oracle_scan(sc, in);
+        const auto got = fp16_model_scan(sc, in, fp16_rounding::none());
+        ASSERT_EQ(got.size(), want.size());
+        EXPECT_LE(nmse(got.data(), want.data(), want.size()), 1e-10) << sc.name() << " seed " << seed;
+    }
+}
+
+TEST(SsdFp16Model, Fp16RoundingShowsButStaysNearTheBound) {
+    const uint64_t seed = fresh_seed();
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 12; ++i) {
+        scan_case sc = small_case(rng);
+        sc.d_state = std::max<int64_t>(sc.d_state, 8);   // enough terms that rounding cannot vanish
+        sc.head_dim = std::max<int64_t>(sc.head_dim, 4);
+        const auto in = make_scan_inputs(sc, rng());
+        const auto want = oracle_scan(sc, in);
+        const auto got = fp16_model_scan(sc, in, fp16_rounding{});
+        const double e = nmse(got.data(), want.data(), want.size());
+        EXPECT_GE(e, 1e-9) << sc.name() << " seed " << seed;   // fp16 keeps 11 bits: ~1e-7
+        EXPECT_LE(e, 5e-6) << sc.name() << " seed " << seed;
+    }
+}
+
+TEST(SsdFp16Model, RefusesWhatItDoesNotModel) {
+    scan_case sc;
+    sc.n_keep = 2;
+    sc.n_t = 4;
+    const auto in = make_scan_inputs(sc, 1);
+    EXPECT_THROW(fp16_model_scan(sc, in, fp16_rounding{}), error);
+}
+
+}  // namespace

@@ -1,0 +1,37 @@
+// A CPU model of the CUDA chunked (SSD) scan's arithmetic: the chunk algorithm of
+// docs/perf-ssd-notes.md with each operand of the tensor-core products rounded to fp16 (or not),
+// everything else in double. It predicts the path's error without a GPU (the model of
+// ops_property_test's failing case on the v8 walk gave NMSE 6.193e-7, the H200 6.185e-7) and
+// says which rounding dominates.
+#pragma once
+
+#include <random>
+#include <vector>
+
+#include "harness.h"
+
+namespace ssmkit::harness {
+
+// Which operands are rounded to fp16 (all, as the v8 walk does, by default).
+struct fp16_rounding {
+    bool B = true;      // B in C B^T and in the state update
+    bool C = true;      // C in C B^T and in C S_in
+    bool S = true;      // the incoming state in C S_in
+    bool M = true;      // the masked, decayed C B^T (the operand multiplying x)
+    bool x = true;      // x in M x
+    bool xw = true;     // x delta exp(cum_last - cum) in the state update
+    bool cb = true;     // C B^T stored as fp16 before its decay (v8; v11 keeps it in fp32)
+    static fp16_rounding none() { return {false, false, false, false, false, false, false}; }
+};
+
+// True when the model handles the case: Mamba-2, one kept state.
+bool fp16_model_supports(const scan_case& sc);
+
+// The flat output (y, then the final state) of the modelled chunked scan. Throws
+// ssmkit::error when !fp16_model_supports(sc).
+std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, const fp16_rounding& r);
+
+// The random cases of ops_property_test's Mamba-2 scan test, in its order (draws from rng).
+scan_case random_mamba2_case(std::mt19937_64& rng, int iter);
+
+}  // namespace ssmkit::harness
