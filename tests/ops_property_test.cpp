@@ -5,7 +5,6 @@
 #include <random>
 
 #include "common/harness.h"
-#include "common/ssd_fp16_model.h"
 #include "test_backends.h"
 
 using namespace ssmkit;

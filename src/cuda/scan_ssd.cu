@@ -481,8 +481,14 @@ bool mask_fused() {
 // forced) 19.23 / 20.21. With few blocks the walk's chain sets the time, and the producer's
 // products on the same tensor cores lengthen it (ncu walk at 4096 x 1: 86.7 against 70 us);
 // with many, ssd_mask's 14-15 us launch weighs more.
+// SSMKIT_SSD_MASK=walkcb: the walk's producer masks ssd_prep's fp32 C B^T instead of computing
+// it (measured: 89.20 / 60.79 us at 4096 x 1 / 512 x 8 against walk's 60.31 and ssd_mask's 88.71).
+bool mask_walkcb() {
+    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walkcb");
+    return v;
+}
 bool v11_masks_in_walk(const ssmkit::scan_shape& sh) {
-    static const bool walk = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walk") || ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walkcb");
+    static const bool walk = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walk") || mask_walkcb();
     static const bool unset = ssmkit::cuda::knob_unset("SSMKIT_SSD_MASK");
     if (walk) return true;
     if (!unset) return false;
@@ -797,7 +803,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.cb_pre = PT != 80 && !walk_v6();
     p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10() || v11);
     p.mw = v11 && p.wg && v11_masks_in_walk(sh);
-    p.mw_cb = p.mw && ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walkcb");
+    p.mw_cb = p.mw && mask_walkcb();
     p.wm = p.wg && (walk_v10() || v11) && (w.mh > 0 || p.mw);
     p.wm_split = p.wm && !mask_fused();
     p.mask_heads = forced_mask_heads() ? forced_mask_heads() : 4;

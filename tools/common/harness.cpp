@@ -171,6 +171,22 @@ scan_inputs make_scan_inputs(const scan_case& sc, uint64_t seed) {
     return in;
 }
 
+scan_case random_mamba2_case(std::mt19937_64& rng, int iter) {
+    auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+    scan_case sc;
+    sc.d_state = iter % 2 ? 128 : pick(1, 70);
+    sc.head_dim = pick(1, 3) == 1 ? 64 : pick(1, 33);
+    sc.n_group = pick(1, 3);
+    sc.n_head = sc.n_group * pick(1, 4);
+    sc.n_t = iter % 4 == 0 ? 1 : pick(1, iter % 3 ? 80 : 600);
+    sc.n_seqs = pick(1, 4);
+    sc.n_slots = sc.n_seqs + pick(0, 3);
+    sc.n_keep = int(pick(1, 4));
+    sc.fused_xbc = pick(0, 1);
+    sc.init = pick(0, 1) ? init_kind::model_like : init_kind::uniform;
+    return sc;
+}
+
 // ---- running on a backend ----------------------------------------------------------------
 
 device_input::device_input(backend& be, const tensor_view& host_view) : view_(host_view) {

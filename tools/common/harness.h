@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,10 @@ struct scan_inputs {
 // Uniform [-1, 1] data (model-like scans: dt in [-6, 3] with a few above 20, A = -exp(U[0, 2.77])).
 conv_inputs make_conv_inputs(const conv_case& cc, uint64_t seed);
 scan_inputs make_scan_inputs(const scan_case& sc, uint64_t seed);
+
+// The random Mamba-2 cases of ops_property_test (iteration iter of its loop, drawn from rng);
+// tools/ssd-precision draws the same ones from the same seed.
+scan_case random_mamba2_case(std::mt19937_64& rng, int iter);
 
 // The bytes a host view spans, copied to a backend's device, the view re-pointed at them
 // (strides kept).

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "ssmkit/error.h"
 
@@ -46,22 +45,34 @@ std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, c
                     c += delta[i] * float(A);
                     cum[i] = c;
                 }
-                auto Bv = [&](int64_t i, int64_t n) { return round16(at(in.B.view, n, g, t0 + i, q), r.B); };
-                auto Cv = [&](int64_t i, int64_t n) { return round16(at(in.C.view, n, g, t0 + i, q), r.C); };
-                auto xv = [&](int64_t i, int64_t p) { return double(at(in.x.view, p, h, t0 + i, q)); };
+                // the chunk's operands, each rounded once: B, C [token][n], x and x w [token][p], S_in [n][p]
+                std::vector<double> Br(size_t(L * N)), Cr(size_t(L * N)), xr(size_t(L * P)), xw(size_t(L * P)), Sr(size_t(N * P));
                 for (int64_t i = 0; i < L; ++i) {
-                    std::vector<double> m(size_t(i + 1));
-                    for (int64_t j = 0; j <= i; ++j) {
+                    for (int64_t n = 0; n < N; ++n) {
+                        Br[i * N + n] = round16(at(in.B.view, n, g, t0 + i, q), r.B);
+                        Cr[i * N + n] = round16(at(in.C.view, n, g, t0 + i, q), r.C);
+                    }
+                    const double w = delta[i] * std::exp(double(cum[L - 1] - cum[i]));
+                    for (int64_t p = 0; p < P; ++p) {
+                        const double x = at(in.x.view, p, h, t0 + i, q);
+                        xr[i * P + p] = round16(x, r.x);
+                        xw[i * P + p] = round16(float(x * w), r.xw);
+                    }
+                }
+                for (int64_t k = 0; k < N * P; ++k) Sr[k] = round16(float(st[k]), r.S);
+                std::vector<double> m(static_cast<size_t>(L));
+                for (int64_t i = 0; i < L; ++i) {
+                    for (int64_t j = 0; j <= i; ++j) {   // row i of the masked, decayed C B^T
                         double cb = 0;
-                        for (int64_t n = 0; n < N; ++n) cb += Cv(i, n) * Bv(j, n);
+                        for (int64_t n = 0; n < N; ++n) cb += Cr[i * N + n] * Br[j * N + n];
                         cb = round16(float(cb), r.cb);
                         m[j] = round16(float(cb * std::exp(double(cum[i] - cum[j])) * delta[j]), r.M);
                     }
                     for (int64_t p = 0; p < P; ++p) {
                         double cs = 0;
-                        for (int64_t n = 0; n < N; ++n) cs += Cv(i, n) * round16(float(st[n * P + p]), r.S);
+                        for (int64_t n = 0; n < N; ++n) cs += Cr[i * N + n] * Sr[n * P + p];
                         double mx = 0;
-                        for (int64_t j = 0; j <= i; ++j) mx += m[j] * round16(xv(j, p), r.x);
+                        for (int64_t j = 0; j <= i; ++j) mx += m[j] * xr[j * P + p];
                         out[((q * T + t0 + i) * H + h) * P + p] = float(float(cs) * std::exp(double(cum[i])) + mx);
                     }
                 }
@@ -69,8 +80,7 @@ std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, c
                 for (int64_t n = 0; n < N; ++n)
                     for (int64_t p = 0; p < P; ++p) {
                         double u = 0;
-                        for (int64_t j = 0; j < L; ++j)
-                            u += Bv(j, n) * round16(float(xv(j, p) * delta[j] * std::exp(double(cum[L - 1] - cum[j]))), r.xw);
+                        for (int64_t j = 0; j < L; ++j) u += Br[j * N + n] * xw[j * P + p];
                         st[n * P + p] = float(el * st[n * P + p] + u);   // the state stays fp32
                     }
             }
@@ -80,21 +90,4 @@ std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, c
     }
     return out;
 }
-
-scan_case random_mamba2_case(std::mt19937_64& rng, int iter) {
-    auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
-    scan_case sc;
-    sc.d_state = iter % 2 ? 128 : pick(1, 70);
-    sc.head_dim = pick(1, 3) == 1 ? 64 : pick(1, 33);
-    sc.n_group = pick(1, 3);
-    sc.n_head = sc.n_group * pick(1, 4);
-    sc.n_t = iter % 4 == 0 ? 1 : pick(1, iter % 3 ? 80 : 600);
-    sc.n_seqs = pick(1, 4);
-    sc.n_slots = sc.n_seqs + pick(0, 3);
-    sc.n_keep = int(pick(1, 4));
-    sc.fused_xbc = pick(0, 1);
-    sc.init = pick(0, 1) ? init_kind::model_like : init_kind::uniform;
-    return sc;
-}
-
 }  // namespace ssmkit::harness

@@ -5,7 +5,6 @@
 // says which rounding dominates.
 #pragma once
 
-#include <random>
 #include <vector>
 
 #include "harness.h"
@@ -30,8 +29,5 @@ bool fp16_model_supports(const scan_case& sc);
 // The flat output (y, then the final state) of the modelled chunked scan. Throws
 // ssmkit::error when !fp16_model_supports(sc).
 std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, const fp16_rounding& r);
-
-// The random cases of ops_property_test's Mamba-2 scan test, in its order (draws from rng).
-scan_case random_mamba2_case(std::mt19937_64& rng, int iter);
 
 }  // namespace ssmkit::harness

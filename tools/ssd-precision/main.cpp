@@ -78,7 +78,10 @@ int main(int argc, char** argv) {
                     fp16_rounding r = all;
                     r.*o.flag = false;
                     const double v = model_nmse(sc, in, want, r);
-                    if (v < best) best = v, costliest = o.name;
+                    if (v < best) {
+                        best = v;
+                        costliest = o.name;
+                    }
                 }
                 ++cases;
                 worst = std::max(worst, e);
