@@ -1,5 +1,6 @@
-// The CPU model of the chunked scan's fp16 arithmetic (tools/common/ssd_fp16_model.h): exact when
-// nothing is rounded, and its rounding visible but bounded when everything is.
+// The CPU model of the chunked scan's fp16 arithmetic (tools/common/ssd_fp16_model.h): the chunk
+// algorithm exact when nothing is rounded (not even to fp32), and its rounding visible but bounded
+// when everything is.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -39,7 +40,8 @@ TEST(SsdFp16Model, WithoutRoundingMatchesTheOracle) {
         const auto want = oracle_scan(sc, in);
         const auto got = fp16_model_scan(sc, in, fp16_rounding::none());
         ASSERT_EQ(got.size(), want.size());
-        EXPECT_LE(nmse(got.data(), want.data(), want.size()), 1e-10) << sc.name() << " seed " << seed;
+        // all double inside: only the final fp32 store differs from the oracle (at most ~1e-15)
+        EXPECT_LE(nmse(got.data(), want.data(), want.size()), 1e-14) << sc.name() << " seed " << seed;
     }
 }
 

@@ -9,6 +9,7 @@ namespace ssmkit::harness {
 namespace {
 
 double round16(double v, bool on) { return on ? double(float(_Float16(float(v)))) : v; }
+double round32(double v, bool on) { return on ? double(float(v)) : v; }
 
 float at(const tensor_view& v, int64_t i0, int64_t i1 = 0, int64_t i2 = 0, int64_t i3 = 0) {
     return *reinterpret_cast<const float*>(static_cast<const char*>(v.data) + i0 * v.nb[0] + i1 * v.nb[1] +
@@ -36,13 +37,13 @@ std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, c
                 for (int64_t p = 0; p < P; ++p) st[n * P + p] = at(in.s.view, n, p, h, slot);
             for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
                 const int64_t L = std::min(kChunk, T - t0);
-                // fp32 like the kernels: softplus, the in-chunk cumulative sum of dt * A
-                std::vector<float> cum(static_cast<size_t>(L)), delta(static_cast<size_t>(L));
-                float c = 0.f;
+                // fp32 like the kernels (unless r.f32 is off): softplus, the in-chunk cumulative sum of dt * A
+                std::vector<double> cum(static_cast<size_t>(L)), delta(static_cast<size_t>(L));
+                double c = 0;
                 for (int64_t i = 0; i < L; ++i) {
-                    const float d = at(in.dt.view, h, t0 + i, q);
-                    delta[i] = d > 20.f ? d : std::log1p(std::exp(d));
-                    c += delta[i] * float(A);
+                    const double d = at(in.dt.view, h, t0 + i, q);
+                    delta[i] = round32(d > 20 ? d : (r.f32 ? double(std::log1p(std::exp(float(d)))) : std::log1p(std::exp(d))), r.f32);
+                    c = round32(c + round32(delta[i] * A, r.f32), r.f32);
                     cum[i] = c;
                 }
                 // the chunk's operands, each rounded once: B, C [token][n], x and x w [token][p], S_in [n][p]
@@ -52,36 +53,36 @@ std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, c
                         Br[i * N + n] = round16(at(in.B.view, n, g, t0 + i, q), r.B);
                         Cr[i * N + n] = round16(at(in.C.view, n, g, t0 + i, q), r.C);
                     }
-                    const double w = delta[i] * std::exp(double(cum[L - 1] - cum[i]));
+                    const double w = delta[i] * std::exp(round32(cum[L - 1] - cum[i], r.f32));
                     for (int64_t p = 0; p < P; ++p) {
                         const double x = at(in.x.view, p, h, t0 + i, q);
                         xr[i * P + p] = round16(x, r.x);
-                        xw[i * P + p] = round16(float(x * w), r.xw);
+                        xw[i * P + p] = round16(round32(x * w, r.f32), r.xw);
                     }
                 }
-                for (int64_t k = 0; k < N * P; ++k) Sr[k] = round16(float(st[k]), r.S);
+                for (int64_t k = 0; k < N * P; ++k) Sr[k] = round16(round32(st[k], r.f32), r.S);
                 std::vector<double> m(static_cast<size_t>(L));
                 for (int64_t i = 0; i < L; ++i) {
                     for (int64_t j = 0; j <= i; ++j) {   // row i of the masked, decayed C B^T
                         double cb = 0;
                         for (int64_t n = 0; n < N; ++n) cb += Cr[i * N + n] * Br[j * N + n];
-                        cb = round16(float(cb), r.cb);
-                        m[j] = round16(float(cb * std::exp(double(cum[i] - cum[j])) * delta[j]), r.M);
+                        cb = round16(round32(cb, r.f32), r.cb);
+                        m[j] = round16(round32(cb * std::exp(round32(cum[i] - cum[j], r.f32)) * delta[j], r.f32), r.M);
                     }
                     for (int64_t p = 0; p < P; ++p) {
                         double cs = 0;
                         for (int64_t n = 0; n < N; ++n) cs += Cr[i * N + n] * Sr[n * P + p];
                         double mx = 0;
                         for (int64_t j = 0; j <= i; ++j) mx += m[j] * xr[j * P + p];
-                        out[((q * T + t0 + i) * H + h) * P + p] = float(float(cs) * std::exp(double(cum[i])) + mx);
+                        out[((q * T + t0 + i) * H + h) * P + p] = float(round32(cs, r.f32) * std::exp(cum[i]) + mx);
                     }
                 }
-                const double el = std::exp(double(cum[L - 1]));
+                const double el = std::exp(cum[L - 1]);
                 for (int64_t n = 0; n < N; ++n)
                     for (int64_t p = 0; p < P; ++p) {
                         double u = 0;
                         for (int64_t j = 0; j < L; ++j) u += Br[j * N + n] * xw[j * P + p];
-                        st[n * P + p] = float(el * st[n * P + p] + u);   // the state stays fp32
+                        st[n * P + p] = round32(el * st[n * P + p] + u, r.f32);   // the state stays fp32
                     }
             }
             for (int64_t n = 0; n < N; ++n)

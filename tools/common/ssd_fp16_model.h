@@ -20,7 +20,9 @@ struct fp16_rounding {
     bool x = true;      // x in M x
     bool xw = true;     // x delta exp(cum_last - cum) in the state update
     bool cb = true;     // C B^T stored as fp16 before its decay (v8; v11 keeps it in fp32)
-    static fp16_rounding none() { return {false, false, false, false, false, false, false}; }
+    bool f32 = true;    // what the kernels keep in fp32: dt's softplus and cumulative sum, the state,
+                        // the stored products (off: all double, so the chunk algorithm itself is checked)
+    static fp16_rounding none() { return {false, false, false, false, false, false, false, false}; }
 };
 
 // True when the model handles the case: Mamba-2, one kept state.
