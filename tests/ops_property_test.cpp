@@ -1,5 +1,6 @@
 // Random property tests: each backend against cpu-ref on random shapes and data drawn from a
-// fresh seed (printed on failure), outputs poisoned with NaN before every run.
+// fresh seed (printed on failure; SSMKIT_TEST_SEED=N replays it), outputs poisoned with NaN
+// before every run.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -15,7 +16,7 @@ namespace {
 class OpsProperty : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
-        seed_ = fresh_seed();
+        seed_ = test_seed();
         be_ = make_backend(GetParam());
         ref_ = make_backend("cpu-ref");
     }

@@ -3,12 +3,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <random>
 #include <sstream>
+#include <string>
 
 #include "ssmkit/error.h"
 #include "ssmkit/gguf.h"
@@ -379,6 +382,17 @@ uint64_t fresh_seed() {
     uint32_t v[2];
     seq.generate(v, v + 2);
     return (uint64_t(v[0]) << 32) | v[1];
+}
+
+uint64_t test_seed() {
+    const char* v = std::getenv("SSMKIT_TEST_SEED");
+    if (!v || !*v) return fresh_seed();
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long s = std::strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || *v == '-')
+        throw error(std::string("SSMKIT_TEST_SEED: expected an unsigned decimal number, got \"") + v + "\"");
+    return uint64_t(s);
 }
 
 }  // namespace ssmkit::harness

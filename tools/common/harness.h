@@ -128,4 +128,8 @@ double nmse(const float* a, const float* b, size_t n);
 // Fresh seed from the clock and the process id.
 uint64_t fresh_seed();
 
+// The random tests' seed: SSMKIT_TEST_SEED when set (to replay a failure, whose message prints
+// the seed), else fresh_seed(). Throws ssmkit::error when the variable is not a number.
+uint64_t test_seed();
+
 }  // namespace ssmkit::harness

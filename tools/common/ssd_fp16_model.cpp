@@ -66,7 +66,7 @@ std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, c
                     for (int64_t j = 0; j <= i; ++j) {   // row i of the masked, decayed C B^T
                         double cb = 0;
                         for (int64_t n = 0; n < N; ++n) cb += Cr[i * N + n] * Br[j * N + n];
-                        cb = round16(round32(cb, r.f32), r.cb);
+                        cb = round16(round32(cb, r.f32), i / 16 == j / 16 ? r.cb_diag : r.cb);
                         m[j] = round16(round32(cb * std::exp(round32(cum[i] - cum[j], r.f32)) * delta[j], r.f32), r.M);
                     }
                     for (int64_t p = 0; p < P; ++p) {

@@ -1,8 +1,9 @@
 // A CPU model of the CUDA chunked (SSD) scan's arithmetic: the chunk algorithm of
 // docs/perf-ssd-notes.md with each operand of the tensor-core products rounded to fp16 (or not),
-// everything else in double. It predicts the path's error without a GPU (the model of
-// ops_property_test's failing case on the v8 walk gave NMSE 6.193e-7, the H200 6.185e-7) and
-// says which rounding dominates.
+// fp32 where the kernels keep fp32, everything else in double. It predicts the path's error
+// without a GPU (on ops_property_test's worst case the model of the v8 walk gave NMSE 6.193e-7,
+// the H200 6.185e-7, before v8 kept its diagonal blocks' C B^T error) and says which rounding
+// dominates.
 #pragma once
 
 #include <vector>
@@ -19,10 +20,12 @@ struct fp16_rounding {
     bool M = true;      // the masked, decayed C B^T (the operand multiplying x)
     bool x = true;      // x in M x
     bool xw = true;     // x delta exp(cum_last - cum) in the state update
-    bool cb = true;     // C B^T stored as fp16 before its decay (v8; v11 keeps it in fp32)
+    bool cb = true;     // C B^T stored as fp16 before its decay, off the diagonal 16 x 16 blocks (v8;
+                        // v11 keeps it in fp32)
+    bool cb_diag = true;   // and on them (v8 unless SSMKIT_SSD_CB_LO=1 keeps their rounding error)
     bool f32 = true;    // what the kernels keep in fp32: dt's softplus and cumulative sum, the state,
                         // the stored products (off: all double, so the chunk algorithm itself is checked)
-    static fp16_rounding none() { return {false, false, false, false, false, false, false, false}; }
+    static fp16_rounding none() { return {false, false, false, false, false, false, false, false, false}; }
 };
 
 // True when the model handles the case: Mamba-2, one kept state.
