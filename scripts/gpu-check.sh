@@ -81,11 +81,18 @@ if [ -x "$TO" ]; then
     # The one-warpgroup walk (v11) and the mma.sync walk (v8), each forced on every chunked case it takes
     step "test (chunked, walk v11)" test-ssd-v11.log env SSMKIT_SSD_WALK=v11 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, masks in the walk)" test-ssd-v11-walk.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walk "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
-    step "test (chunked, walk v11, masks in the walk from C B^T)" test-ssd-v11-walkcb.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walkcb "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, masks from ssd_mask)" test-ssd-v11-split.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=split "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, ssd_mask, 3 segments)" test-ssd-v11-seg3.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=split SSMKIT_SSD_V11_SEGS=3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, fused masks)" test-ssd-v11-fused.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=fused "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v8)" test-ssd-v8.log env SSMKIT_SSD_WALK=v8 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    # Knobs off by default until measured: v8 keeping C B^T's diagonal rounding error (with the
+    # property test's seed that v8 failed at 6.19e-7 against 5e-7), and ssd_mask beside the v11
+    # walk on per-chunk flags (a hang there must fail the step, not the call: timeout)
+    step "test (chunked, walk v8, C B^T lo)" test-ssd-v8-lo.log env SSMKIT_SSD_WALK=v8 SSMKIT_SSD_CB_LO=1 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "property seed (walk v8, C B^T lo)" prop-v8-lo.log env SSMKIT_SSD_CB_LO=1 SSMKIT_BACKENDS=cuda \
+        SSMKIT_TEST_SEED=15489249025077956019 "$BUILD/bin/ops_property_test" --gtest_filter='*Mamba2*'
+    step "test (chunked, walk v11, ssd_mask overlap)" test-ssd-v11-overlap.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=overlap \
+        timeout 300 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (decode v1)" test-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" test -b cuda -o SSM_SCAN -p 'n_seq_tokens=1,'
     GOLD=$(ls .golden/*/*/*.gguf 2>/dev/null)
     # Files first: -b takes every value up to the next option.
@@ -95,9 +102,11 @@ if [ -x "$TO" ]; then
         step "check golden (chunked, walk v9)" check-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v10)" check-ssd-v10.log env SSMKIT_SSD_WALK=v10 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v11)" check-ssd-v11.log env SSMKIT_SSD_WALK=v11 "$TO" check $GOLD -b cuda --scan-path chunked
-        step "check golden (chunked, walk v11, masks in the walk from C B^T)" check-ssd-v11-walkcb.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walkcb "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v11, ssd_mask, 3 segments)" check-ssd-v11-seg3.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=split SSMKIT_SSD_V11_SEGS=3 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v8)" check-ssd-v8.log env SSMKIT_SSD_WALK=v8 "$TO" check $GOLD -b cuda --scan-path chunked
+        step "check golden (chunked, walk v8, C B^T lo)" check-ssd-v8-lo.log env SSMKIT_SSD_WALK=v8 SSMKIT_SSD_CB_LO=1 "$TO" check $GOLD -b cuda --scan-path chunked
+        step "check golden (chunked, walk v11, ssd_mask overlap)" check-ssd-v11-overlap.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=overlap \
+            timeout 300 "$TO" check $GOLD -b cuda --scan-path chunked
     else skip "check golden" "no .golden/*/*/*.gguf carried"; fi
 else
     skip "test-ops" "not built"
@@ -127,8 +136,8 @@ if command -v compute-sanitizer > /dev/null && [ -x "$TO" ]; then
     # v11: its TMA stores of y, the mask launch and the walk's single-warpgroup pipeline
     step "memcheck (chunked, walk v11)" memcheck-ssd-v11.log env SSMKIT_SSD_WALK=v11 compute-sanitizer --tool memcheck \
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
-    step "racecheck (chunked, walk v11, masks in the walk from C B^T)" racecheck-ssd-v11-walkcb.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walkcb compute-sanitizer --tool racecheck \
-        --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    step "memcheck (chunked, walk v11, ssd_mask overlap)" memcheck-ssd-v11-overlap.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=overlap \
+        timeout 300 compute-sanitizer --tool memcheck --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v11, masks in the walk)" racecheck-ssd-v11-walk.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walk compute-sanitizer --tool racecheck \
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v11)" racecheck-ssd-v11.log env SSMKIT_SSD_WALK=v11 compute-sanitizer --tool racecheck \
@@ -168,6 +177,10 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
     step "perf SSD walk v8" perf-var-ssd-v8.log env SSMKIT_SSD_WALK=v8 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD walk v11" perf-var-ssd-v11.log env SSMKIT_SSD_WALK=v11 "$TO" perf -b cuda -o SSM_SCAN \
+        -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
+    step "perf SSD ssd_mask overlap" perf-var-ssd-overlap.log env SSMKIT_SSD_MASK=overlap timeout 300 "$TO" perf -b cuda -o SSM_SCAN \
+        -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
+    step "perf SSD walk v8, C B^T lo" perf-var-ssd-v8-lo.log env SSMKIT_SSD_WALK=v8 SSMKIT_SSD_CB_LO=1 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD walk v6" perf-var-ssd-v6.log env SSMKIT_SSD_WALK=v6 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"

@@ -129,6 +129,26 @@ __device__ void write_bc_swizzled(const ssd_params& p, int c, int q, int g, cons
     }
 }
 
+// A diagonal block of the fp16 C B^T tile, with the rounding error of its lower triangle kept:
+// the walk scales these entries by their decay in fp32 and rounds once more, and two roundings
+// there were the largest error of the path (ssd-precision: 6.2e-7 on ops_property_test's worst
+// case, 1.5e-7 with one). Each entry s <= t is stored as hi = fp16(v) at [t][s] and lo = fp16(v -
+// hi) at [s][t] (the unused upper triangle, read back with ldmatrix .trans) or, on the diagonal,
+// in the row's padding column kL.
+__device__ __forceinline__ void store_cb_diag_block(__half* dst, const float (&acc)[2][4], int rg, int gr, int qd) {
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int row = rg * 16 + gr + (e >= 2 ? 8 : 0), col = rg * 16 + hf * 8 + 2 * qd + (e & 1);
+            if (col > row) continue;
+            const __half hi = __float2half_rn(acc[hf][e]);
+            const __half lo = __float2half_rn(acc[hf][e] - __half2float(hi));
+            dst[row * kCbLd + col] = hi;
+            dst[col == row ? row * kCbLd + kL : col * kCbLd + row] = lo;
+        }
+}
+
 template <int NS>
 __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
     constexpr int ld = bc_ld<NS>();
@@ -143,7 +163,7 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
         for (int i = threadIdx.x; i < int(bc_tile_halves<NS>() / 8); i += kPrepThreads) dst[i] = src[i];
     }
     PREP_TL(1);
-    if (p.mw && !p.mw_cb) return;   // block-uniform: the v11 walk computes C B^T itself
+    if (p.mw) return;   // block-uniform: the v11 walk computes C B^T itself
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
     __half* dst = p.cb16 + (((size_t)q * p.G + g) * p.nch + c) * cb_tile_halves();
@@ -156,6 +176,10 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
             float4* f = reinterpret_cast<float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (blk * 32 + lane) * 2;
             f[0] = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
             f[1] = make_float4(acc[1][0], acc[1][1], acc[1][2], acc[1][3]);
+            continue;
+        }
+        if (jj == rg && p.cb_lo) {   // warp-uniform
+            store_cb_diag_block(dst, acc, rg, gr, qd);
             continue;
         }
 #pragma unroll
@@ -357,6 +381,8 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
     const int hpb = p.prep_heads;
     const int h0 = (blockIdx.z - nbc) * hpb;
     const int h = h0 + warp;
+    if (p.mask_flags && int(threadIdx.x) < hpb && h0 + int(threadIdx.x) < p.H)   // ssd_mask sets them
+        p.mask_flags[((size_t)q * p.H + h0 + threadIdx.x) * p.nch + c] = 0u;
     load_dt(p, c, q, h0, hpb, sdt);
     __syncthreads();
     PREP_TL(0);
@@ -422,11 +448,8 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__
 // tiles (mask_heads). Splitting this from ssd_prep keeps every block short: the v10 prep blocks,
 // which each loaded B and C, computed C B^T and then masked up to 16 heads, made a 22 us prep at
 // granite 4096 x 1 (ncu) against 12.5 for the v8 prep.
-__global__ void __launch_bounds__(kMaskThreads) ssd_mask(const __grid_constant__ ssd_params p) {
-    __shared__ float sdec[kPrepHeads][3][kL];
-    ssmkit::cuda::pdl_begin();   // after ssd_prep; the walk may start its prologue
-    const int c = blockIdx.x, q = blockIdx.y;
-    const head_part hp = group_part(p, int(blockIdx.z), p.mask_heads);
+__device__ __forceinline__ void mask_item(const ssd_params& p, int c, int q, int z, float (*sdec)[3][kL]) {
+    const head_part hp = group_part(p, z, p.mask_heads);
     const int g = hp.g, h0 = hp.h0, nh = hp.nh;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const float4* f = reinterpret_cast<const float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (warp * 32 + lane) * 2;
@@ -442,6 +465,32 @@ __global__ void __launch_bounds__(kMaskThreads) ssd_mask(const __grid_constant__
     int rg, jj;
     cb_block_pos(warp, rg, jj);
     mask_heads(p, c, q, h0, nh, sdec, acc, rg, jj, lane);
+    if (p.mask_flags) {
+        __syncthreads();   // every tile store of the block (and every read of sdec) is done
+        if (int(threadIdx.x) < nh) {
+            __threadfence();
+            st_release_gpu(p.mask_flags + ((size_t)q * p.H + h0 + threadIdx.x) * p.nch + c, 1u);
+        }
+    }
+}
+
+__global__ void __launch_bounds__(kMaskThreads) ssd_mask(const __grid_constant__ ssd_params p) {
+    __shared__ float sdec[kPrepHeads][3][kL];
+    ssmkit::cuda::pdl_begin();   // after ssd_prep; the walk may start its prologue
+    if (!p.mask_flags) {
+        mask_item(p, int(blockIdx.x), int(blockIdx.y), int(blockIdx.z), sdec);
+        return;
+    }
+    // Overlap form: a grid of at most one block per SM, all resident before the walk launches,
+    // takes the items chunk by chunk (all heads of chunk 0 first), so the walk can start on the
+    // first chunks while the later ones are masked. No deadlock: the walk's blocks only wait for
+    // these, which are all running.
+    const int parts = p.G * parts_per_group(p.H, p.G, p.mask_heads);
+    const long long items = (long long)parts * p.S * p.nch;
+    for (long long i = blockIdx.x; i < items; i += gridDim.x) {
+        const int z = int(i % parts), q = int((i / parts) % p.S), c = int(i / ((long long)parts * p.S));
+        mask_item(p, c, q, z, sdec);
+    }
 }
 
 int pick_ns(int64_t N) { return N <= 32 ? 32 : N <= 64 ? 64 : N <= 128 ? 128 : 0; }
@@ -481,14 +530,20 @@ bool mask_fused() {
 // forced) 19.23 / 20.21. With few blocks the walk's chain sets the time, and the producer's
 // products on the same tensor cores lengthen it (ncu walk at 4096 x 1: 86.7 against 70 us);
 // with many, ssd_mask's 14-15 us launch weighs more.
-// SSMKIT_SSD_MASK=walkcb: the walk's producer masks ssd_prep's fp32 C B^T instead of computing
-// it (measured: 89.20 / 60.79 us at 4096 x 1 / 512 x 8 against walk's 60.31 and ssd_mask's 88.71).
-bool mask_walkcb() {
-    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walkcb");
+// SSMKIT_SSD_MASK=overlap: ssd_mask as a grid of one block per SM taking the chunks in order, and
+// the walk waiting on per-chunk flags instead of on ssd_mask's end, so the walk runs beside it
+// (predicted at granite 4096 x 1: ~12 of ssd_mask's 14.5 us off the critical path).
+bool mask_overlap() {
+    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "overlap");
+    return v;
+}
+// SSMKIT_SSD_CB_LO=1: v8 keeps the rounding error of C B^T's diagonal blocks (store_cb_diag_block).
+bool cb_keep_lo() {
+    static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_CB_LO", 0) != 0;
     return v;
 }
 bool v11_masks_in_walk(const ssmkit::scan_shape& sh) {
-    static const bool walk = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walk") || mask_walkcb();
+    static const bool walk = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walk");
     static const bool unset = ssmkit::cuda::knob_unset("SSMKIT_SSD_MASK");
     if (walk) return true;
     if (!unset) return false;
@@ -630,17 +685,20 @@ bool encode_y_map(CUtensorMap* map, const ssmkit::scan_args& a) {
 size_t align256(size_t v) { return (v + 255) & ~size_t(255); }
 
 struct ws_parts {
-    size_t bc, dc, cb, mh;
-    size_t total() const { return bc + dc + cb + mh; }
+    size_t bc, dc, cb, fl, mh;
+    size_t main() const { return bc + dc + cb + fl; }   // ssd_workspace::ptr
+    size_t total() const { return main() + mh; }
 };
 // mh (v10's per-head masked C B^T, 8 KB per head and chunk) only when v10 is selected and handles
 // the shape: the default walks never read it, so they neither allocate nor zero it
 ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const size_t nch = size_t((sh.n_t + kL - 1) / kL);
     const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || (want_v11(sh, NS) && !v11_masks_in_walk(sh));
+    const bool flags = want_v11(sh, NS) && mask_overlap();
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
             align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_region_bytes()),
+            flags ? align256(size_t(sh.n_seqs) * sh.n_head * nch * 4) : 0,
             v10_shape ? align256(size_t(sh.n_seqs) * sh.n_head * nch * kMhHalves * 2) : 0};
 }
 
@@ -662,7 +720,10 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
         return false;
     }
     if (p.wm && p.wm_split && !p.mw) {
-        const dim3 mg(unsigned(p.nch), unsigned(p.S), unsigned(p.G * parts_per_group(p.H, p.G, p.mask_heads)));
+        const unsigned parts = unsigned(p.G * parts_per_group(p.H, p.G, p.mask_heads));
+        const long long items = (long long)parts * p.S * p.nch;
+        const int sms = ssmkit::cuda::info_for_current_device().sm_count;
+        const dim3 mg = p.mask_flags ? dim3(unsigned(items < sms ? items : sms)) : dim3(unsigned(p.nch), unsigned(p.S), parts);
         cudaLaunchAttribute mattr;
         const cudaLaunchConfig_t mcfg = ssmkit::cuda::pdl_config(mg, dim3(kMaskThreads), 0, stream, &mattr);
         if (cudaLaunchKernelEx(&mcfg, ssd_mask, p) != cudaSuccess) {
@@ -752,7 +813,7 @@ bool ssd_workspace_reserve(ssd_workspace* ws, const ssmkit::scan_shape& sh) {
         have = need;
         return true;
     };
-    return grow(ws->ptr, ws->bytes, w.bc + w.dc + w.cb, false) && grow(ws->mh_ptr, ws->mh_bytes, w.mh, true);
+    return grow(ws->ptr, ws->bytes, w.main(), false) && grow(ws->mh_ptr, ws->mh_bytes, w.mh, true);
 }
 
 // Measured on an H200 with the v8 walk (docs/perf-ssd-notes.md, .probe crossover), granite shapes,
@@ -777,7 +838,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     const int PT = v11 ? 64 : pick_pt(sh);
     if (!v11 && p.x_vec) p.x_vec = encode_x_map(&p.xmap, a, PT, false);
     const ws_parts w = ws_layout(sh, NS, PT);
-    if (ws->bytes < w.bc + w.dc + w.cb || ws->mh_bytes < w.mh) return false;
+    if (ws->bytes < w.main() || ws->mh_bytes < w.mh) return false;
 
     p.s = static_cast<const float*>(a.s.data);
     p.x = static_cast<const float*>(a.x.data);
@@ -803,11 +864,15 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.cb_pre = PT != 80 && !walk_v6();
     p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10() || v11);
     p.mw = v11 && p.wg && v11_masks_in_walk(sh);
-    p.mw_cb = p.mw && mask_walkcb();
     p.wm = p.wg && (walk_v10() || v11) && (w.mh > 0 || p.mw);
     p.wm_split = p.wm && !mask_fused();
     p.mask_heads = forced_mask_heads() ? forced_mask_heads() : 4;
     p.cbf32 = reinterpret_cast<float*>(p.cb16);
+    p.cb_lo = p.cb_pre && !p.wg && cb_keep_lo();   // v8 (the v9 walk does not read them)
+    // the overlap form needs every walk block to read each of its chunks' flags: one segment
+    p.mask_flags = v11 && p.wm_split && !p.mw && w.fl > 0
+                       ? reinterpret_cast<unsigned*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc + w.cb)
+                       : nullptr;
     // ssd_prep's blocks are latency-bound and the walk waits for the slowest: few heads per block
     // (short blocks) while the grid still fits one wave of two blocks per SM, else kPrepHeads.
     // Measured (H200, granite, us, 2 / 4 / 8 / 16 heads per block): 512 x 1 18.31 / 18.42 / 18.76 /
@@ -832,7 +897,9 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.nseg = 1;
     p.seg_begin[0] = 0;
     p.seg_begin[1] = p.nch;
-    if (v11 && !p.mw) plan_segments(p, (p.P + 63) / 64);   // the two-warpgroup walk (mw) has no look-ahead
+    // the two-warpgroup walk (mw) has no look-ahead; the overlap form keeps one segment (its
+    // flags are read by the walk of each head, and the look-ahead would read them too)
+    if (v11 && !p.mw && !p.mask_flags) plan_segments(p, (p.P + 63) / 64);
 
     switch (NS) {
         case 32: return launch_ns<32>(p, PT, v11, stream);

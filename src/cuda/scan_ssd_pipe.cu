@@ -137,8 +137,11 @@ struct pipe_layout {
     static_assert(!WM || (xst_bytes % 1024 == 0 && bc_bytes % 1024 == 0 && cb_bytes % 1024 == 0), "swizzled tiles");
 };
 
-template <int NS, int PT, bool CBPRE, bool WG, bool WM>
+// LO (with CBPRE, p.cb_lo): ssd_prep kept the rounding error of C B^T's diagonal blocks
+// (store_cb_diag_block), which the diagonal block adds back before its decay.
+template <int NS, int PT, bool CBPRE, bool WG, bool WM, bool LO>
 __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_constant__ ssd_params p) {
+    static_assert(!LO || CBPRE, "the lo halves are in ssd_prep's C B^T tile");
     using LY = pipe_layout<NS, PT, CBPRE, WG, WM>;
     SSD_TRACE_DECL
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -654,7 +657,8 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             // diagonal block in the m16n8k16 A layout: a0 = (ta, s0..s0+1), a1 = (tb, s0..),
             // a2 = (ta, s0+8..) (above the diagonal: zero), a3 = (tb, s0+8..)
             uint32_t a[4];
-            ldsm_x4(a[0], a[1], a[2], a[3], CB + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * kCbLd + r0 + (lane >> 4) * 8);
+            const __half* dg = CB + (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * kCbLd + r0 + (lane >> 4) * 8;
+            ldsm_x4(a[0], a[1], a[2], a[3], dg);
             {
                 const float* L = F + dct::kDiag;
                 const int ta = r0 + gr, tb = ta + 8;
@@ -663,10 +667,36 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                     const __half2 o2 = __floats2half2_rn(f.x * w.x, f.y * w.y);
                     return *reinterpret_cast<const uint32_t*>(&o2);
                 };
-                a[0] = scale2(a[0], *reinterpret_cast<const float2*>(L + ta * 16 + 2 * qd));
-                a[1] = scale2(a[1], *reinterpret_cast<const float2*>(L + tb * 16 + 2 * qd));
-                a[2] = 0u;
-                a[3] = scale2(a[3], *reinterpret_cast<const float2*>(L + tb * 16 + 8 + 2 * qd));
+                if constexpr (LO) {
+                    // lo of s < t through .trans from [s][t] (matrix 2 holds a1's, matrix 1 none);
+                    // on the diagonal (lane qd = gr / 2, element gr & 1) from the padding column
+                    uint32_t lo[4];
+                    ldsm_x4_t(lo[0], lo[2], lo[1], lo[3], dg);
+                    if (qd == (gr >> 1)) {   // shifts, not a dynamic index (that would go to local memory)
+                        const int sh = (gr & 1) * 16;
+                        const uint32_t keep = ~(0xffffu << sh);
+                        lo[0] = (lo[0] & keep) | (uint32_t(__half_as_ushort(CB[ta * kCbLd + kL])) << sh);
+                        lo[3] = (lo[3] & keep) | (uint32_t(__half_as_ushort(CB[tb * kCbLd + kL])) << sh);
+                    }
+                    auto add_lo = [](uint32_t h, uint32_t l) {   // hi + lo, then scale2 rounds once
+                        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h));
+                        const float2 g = __half22float2(*reinterpret_cast<const __half2*>(&l));
+                        return make_float2(f.x + g.x, f.y + g.y);
+                    };
+                    auto scale2f = [](float2 f, float2 w) {
+                        const __half2 o2 = __floats2half2_rn(f.x * w.x, f.y * w.y);
+                        return *reinterpret_cast<const uint32_t*>(&o2);
+                    };
+                    a[0] = scale2f(add_lo(a[0], lo[0]), *reinterpret_cast<const float2*>(L + ta * 16 + 2 * qd));
+                    a[1] = scale2f(add_lo(a[1], lo[1]), *reinterpret_cast<const float2*>(L + tb * 16 + 2 * qd));
+                    a[2] = 0u;
+                    a[3] = scale2f(add_lo(a[3], lo[3]), *reinterpret_cast<const float2*>(L + tb * 16 + 8 + 2 * qd));
+                } else {
+                    a[0] = scale2(a[0], *reinterpret_cast<const float2*>(L + ta * 16 + 2 * qd));
+                    a[1] = scale2(a[1], *reinterpret_cast<const float2*>(L + tb * 16 + 2 * qd));
+                    a[2] = 0u;
+                    a[3] = scale2(a[3], *reinterpret_cast<const float2*>(L + tb * 16 + 8 + 2 * qd));
+                }
             }
             uint32_t b[NJH][2];
             load_b_kn<NJH>(b, X, ldx, r0, lane);
@@ -1004,14 +1034,14 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
     SSD_TRACE_PRINT;
 }
 
-template <int NS, int PT, bool CBPRE, bool WG = false, bool WM = false>
+template <int NS, int PT, bool CBPRE, bool WG = false, bool WM = false, bool LO = false>
 bool launch_variant(const ssd_params& p, cudaStream_t stream) {
     using LY = pipe_layout<NS, PT, CBPRE, WG, WM>;
     static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_main_pipe<NS, PT, CBPRE, WG, WM>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
+        if (cudaFuncSetAttribute(ssd_main_pipe<NS, PT, CBPRE, WG, WM, LO>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
             cudaSuccess)
             return false;
         if (dev < 64) prepared |= 1ull << dev;
@@ -1027,7 +1057,7 @@ bool launch_variant(const ssd_params& p, cudaStream_t stream) {
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS, PT, CBPRE, WG, WM>, p) != cudaSuccess) {
+    if (cudaLaunchKernelEx(&cfg, ssd_main_pipe<NS, PT, CBPRE, WG, WM, LO>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
@@ -1044,7 +1074,8 @@ bool launch_ns(const ssd_params& p, cudaStream_t stream) {
             if (p.wg) return p.cb_pre && launch_variant<NS, PT, true, true>(p, stream);
         }
         if (p.wg || p.wm) return false;   // ssd_prep wrote the v9/v10 tiles: only those walks read them
-        return p.cb_pre ? launch_variant<NS, PT, true>(p, stream) : launch_variant<NS, PT, false>(p, stream);
+        if (!p.cb_pre) return launch_variant<NS, PT, false>(p, stream);
+        return p.cb_lo ? launch_variant<NS, PT, true, false, false, true>(p, stream) : launch_variant<NS, PT, true>(p, stream);
     }
 }
 

@@ -67,8 +67,11 @@ struct wg1_layout {
 // computed by the walking warpgroup itself, 127.4 us at 4096 x 1 against 87.7.
 // kMw: a second warpgroup computes each chunk's masked M^T in shared memory (below) ahead of the
 // walk, instead of the walk reading ssd_mask's tiles. Only the first warpgroup walks.
-template <bool kMw>
+// kOvl (with !kMw): the overlap form of ssd_mask (p.mask_flags): each load waits on its chunk's
+// flag instead of the whole walk on ssd_mask's end.
+template <bool kMw, bool kOvl>
 __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk_wg1(const __grid_constant__ ssd_params p) {
+    static_assert(!(kMw && kOvl), "the overlap form reads ssd_mask's tiles");
     using LY = wg1_layout;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     unsigned char* const smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
@@ -120,6 +123,11 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
         if (u < nl) {
             bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<128>(), unsigned(LY::bc / 2), bar);   // B^T only
         } else {
+            if constexpr (kOvl) {   // ssd_mask's tile of chunk c is written
+                const unsigned* fl = p.mask_flags + ((size_t)q * p.H + h) * p.nch + c;
+                while (ld_acquire_gpu(fl) == 0u) __nanosleep(64);
+                fence_proxy_async_global();
+            }
             bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<128>(), unsigned(LY::bc), bar);
             if (!kMw) bulk_g2s(st + LY::off_mh, mhq + (size_t)c * kMhHalves, unsigned(LY::mh), bar);
         }
@@ -156,7 +164,10 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
     __syncthreads();   // mbarriers initialised (the last barrier of the whole block: then the
                        // warpgroups part, and the walk synchronizes with wg_sync)
     for (int u = 0; u < LY::stages; ++u) issue_x(u);
-    ssmkit::cuda::pdl_wait_previous();   // ssd_prep's tiles and tables are complete and visible
+    // ssd_prep's tiles and tables (and ssd_mask's) are complete and visible; in the overlap form
+    // the walk runs beside ssd_mask instead, each load waiting on its chunk's flag (issue_dep):
+    // ssd_mask released this grid only after ssd_prep had completed
+    if constexpr (!kOvl) ssmkit::cuda::pdl_wait_previous();
     for (int u = 0; u < LY::stages; ++u) issue_dep(u);
 
     // Element (t, p) of a 64 x 32 box under the TMA's 128-byte swizzle (x as loaded, y as stored):
@@ -285,42 +296,6 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
     if constexpr (kMw) {
         if (wgi == 1) {   // the mask producer, up to three chunks ahead of the walk (nl = 0:
                           // the host gives kMw one segment)
-            if (p.mw_cb) {   // the masks from ssd_prep's fp32 C B^T blocks: warp w takes blocks w, w+4, w+8
-                // blocks above the diagonal are never written: zero the three M regions once
-                for (int i = threadIdx.x - kWgThreads; i < LY::stages * int(LY::mh / 16); i += kWgThreads)
-                    *reinterpret_cast<uint4*>(stage(i / int(LY::mh / 16)) + LY::off_mh + (i % int(LY::mh / 16)) * 16) = make_uint4(0, 0, 0, 0);
-                named_sync(2, kWgThreads);   // the zeros before any block is written over them
-                const float* cbq = p.cbf32 + ((size_t)q * p.G + g) * p.nch * kCbfFloats;
-                for (int c = cb; c < ce; ++c) {
-                    const int u = c + ub;
-                    float4 f[3][2];
-#pragma unroll
-                    for (int i = 0; i < 3; ++i) {
-                        const int blk = warp + 4 * i;
-                        if (blk < 10) {
-                            const float4* src = reinterpret_cast<const float4*>(cbq + (size_t)c * kCbfFloats) + (blk * 32 + lane) * 2;
-                            f[i][0] = src[0];
-                            f[i][1] = src[1];
-                        }
-                    }
-                    wait_stage(u);
-                    unsigned char* const st = stage(u);
-                    const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
-#pragma unroll
-                    for (int i = 0; i < 3; ++i) {
-                        const int blk = warp + 4 * i;
-                        if (blk >= 10) continue;
-                        int rg, jj;
-                        cb_block_pos(blk, rg, jj);
-                        const float acc[2][4] = {{f[i][0].x, f[i][0].y, f[i][0].z, f[i][0].w}, {f[i][1].x, f[i][1].y, f[i][1].z, f[i][1].w}};
-                        mask_block(tab + dct::kCum, tab + dct::kDelta, tab + dct::kWt, acc, rg, jj, lane, st + LY::off_mh);
-                    }
-                    wg::fence_smem_for_async();
-                    named_sync(2, kWgThreads);
-                    if (threadIdx.x == kWgThreads) mbar_arrive(&bars[LY::stages + u % LY::stages]);
-                }
-                return;
-            }
             float mt[32];
             for (int c = cb; c < ce; ++c) {
                 const int u = c + ub;
@@ -447,7 +422,7 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
         wg::pin(y);
         wg::fence();
         const uint32_t m_tile = sbase + uint32_t(LY::off_mh);
-        if (kMw && !p.mw_cb) {   // M^T [s][t] from the producer's product
+        if (kMw) {   // M^T [s][t] from the producer's product
 #pragma unroll
             for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n64_mn_b(y, xa[kk], wg::sw128_desc(m_tile, 64, 16 * kk, 0), true);
         } else {   // M [t][s]
@@ -501,13 +476,13 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
     if (threadIdx.x == 0) bulk_wait_all();   // the y stores are done before the block (and its shared memory) ends
 }
 
-template <bool kMw>
+template <bool kMw, bool kOvl>
 bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
     static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_walk_wg1<kMw>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
+        if (cudaFuncSetAttribute(ssd_walk_wg1<kMw, kOvl>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
             cudaSuccess)
             return false;
         if (dev < 64) prepared |= 1ull << dev;
@@ -516,7 +491,7 @@ bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
     cudaLaunchAttribute attr;
     const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S), unsigned(p.nseg)),
                                                             dim3(kMw ? 2 * kWgThreads : kWgThreads), wg1_layout::total, stream, &attr);
-    if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1<kMw>, p) != cudaSuccess) {
+    if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1<kMw, kOvl>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
@@ -526,7 +501,8 @@ bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
 }  // namespace
 
 bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
-    return p.mw ? launch_wg1<true>(p, stream) : launch_wg1<false>(p, stream);
+    if (p.mw) return launch_wg1<true, false>(p, stream);
+    return p.mask_flags ? launch_wg1<false, true>(p, stream) : launch_wg1<false, false>(p, stream);
 }
 
 }  // namespace ssmkit::cuda::ssd

@@ -72,13 +72,17 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
                     // mma accumulator layout (block blk, lane, the lane's 8 values) (wm_split)
     CUtensorMap ymap;   // v11: y as a 4-d tensor (p, h, t, q), boxes of 32 x 64 with the 128-byte
                         // swizzle, stored from shared memory (clipped past T and head_dim)
-    bool mw_cb;     // with mw: from the fp32 C B^T fragments ssd_prep leaves in cbf32 (no product)
     bool mw;        // v11 computes each chunk's masked M^T itself: no ssd_mask, no mh16, ssd_prep
                     // writes only the swizzled B^T/C tiles and the tables
     // v11: the chunks split into nseg segments walked side by side, segment i = chunks
     // [seg_begin[i], seg_begin[i + 1]) (seg_begin[0] = 0, seg_begin[nseg] = nch)
     int nseg;
     int seg_begin[kMaxSegs + 1];
+    bool cb_lo;     // v8: ssd_prep keeps the rounding error of C B^T's diagonal blocks (fp16
+                    // lo halves in the tile's unused upper triangle and padding), the walk adds it
+    // v11 with ssd_mask, overlap form: [q][h][chunk], 1 once ssd_mask's tile of (q, h, chunk) is
+    // written (zeroed by ssd_prep); the walk then waits on these instead of on ssd_mask's end
+    unsigned* mask_flags;
 };
 
 // ns since an arbitrary epoch, the same on every SM (diagnostic timelines: SSMKIT_SSD_TRACE)
@@ -125,6 +129,19 @@ __device__ __forceinline__ float softplus_f(float v) { return v > 20.f ? v : log
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
+
+// Flags between kernels that run side by side (the overlap form of ssd_mask and the v11 walk)
+__device__ __forceinline__ void st_release_gpu(unsigned* p, unsigned v) {
+    asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ unsigned ld_acquire_gpu(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+// Orders this thread's earlier generic-proxy accesses (an acquire) before its later async-proxy
+// ones (TMA and bulk copies reading what the other kernel wrote)
+__device__ __forceinline__ void fence_proxy_async_global() { asm volatile("fence.proxy.async.global;\n" ::: "memory"); }
 
 __device__ __forceinline__ void ldsm_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
