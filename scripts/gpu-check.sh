@@ -81,6 +81,7 @@ if [ -x "$TO" ]; then
     # The one-warpgroup walk (v11) and the mma.sync walk (v8), each forced on every chunked case it takes
     step "test (chunked, walk v11)" test-ssd-v11.log env SSMKIT_SSD_WALK=v11 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, masks in the walk)" test-ssd-v11-walk.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walk "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "test (chunked, walk v11, masks in the walk from C B^T)" test-ssd-v11-walkcb.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walkcb "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, masks from ssd_mask)" test-ssd-v11-split.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=split "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, ssd_mask, 3 segments)" test-ssd-v11-seg3.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=split SSMKIT_SSD_V11_SEGS=3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, fused masks)" test-ssd-v11-fused.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=fused "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
@@ -102,6 +103,7 @@ if [ -x "$TO" ]; then
         step "check golden (chunked, walk v9)" check-ssd-v9.log env SSMKIT_SSD_WALK=v9 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v10)" check-ssd-v10.log env SSMKIT_SSD_WALK=v10 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v11)" check-ssd-v11.log env SSMKIT_SSD_WALK=v11 "$TO" check $GOLD -b cuda --scan-path chunked
+        step "check golden (chunked, walk v11, masks in the walk from C B^T)" check-ssd-v11-walkcb.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walkcb "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v11, ssd_mask, 3 segments)" check-ssd-v11-seg3.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=split SSMKIT_SSD_V11_SEGS=3 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v8)" check-ssd-v8.log env SSMKIT_SSD_WALK=v8 "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v8, C B^T lo)" check-ssd-v8-lo.log env SSMKIT_SSD_WALK=v8 SSMKIT_SSD_CB_LO=1 "$TO" check $GOLD -b cuda --scan-path chunked
@@ -138,6 +140,8 @@ if command -v compute-sanitizer > /dev/null && [ -x "$TO" ]; then
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "memcheck (chunked, walk v11, ssd_mask overlap)" memcheck-ssd-v11-overlap.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=overlap \
         timeout 300 compute-sanitizer --tool memcheck --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    step "racecheck (chunked, walk v11, masks in the walk from C B^T)" racecheck-ssd-v11-walkcb.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walkcb compute-sanitizer --tool racecheck \
+        --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v11, masks in the walk)" racecheck-ssd-v11-walk.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walk compute-sanitizer --tool racecheck \
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v11)" racecheck-ssd-v11.log env SSMKIT_SSD_WALK=v11 compute-sanitizer --tool racecheck \

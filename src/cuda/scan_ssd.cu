@@ -149,7 +149,7 @@ __device__ __forceinline__ void store_cb_diag_block(__half* dst, const float (&a
         }
 }
 
-template <int NS>
+template <int NS, bool kExt>
 __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
     constexpr int ld = bc_ld<NS>();
     load_bc_tile<NS>(p, c, q, g, sbc);
@@ -163,7 +163,7 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
         for (int i = threadIdx.x; i < int(bc_tile_halves<NS>() / 8); i += kPrepThreads) dst[i] = src[i];
     }
     PREP_TL(1);
-    if (p.mw) return;   // block-uniform: the v11 walk computes C B^T itself
+    if (p.mw && !p.mw_cb) return;   // block-uniform: the v11 walk computes C B^T itself
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int gr = lane >> 2, qd = lane & 3;
     __half* dst = p.cb16 + (((size_t)q * p.G + g) * p.nch + c) * cb_tile_halves();
@@ -178,9 +178,11 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
             f[1] = make_float4(acc[1][0], acc[1][1], acc[1][2], acc[1][3]);
             continue;
         }
-        if (jj == rg && p.cb_lo) {   // warp-uniform
-            store_cb_diag_block(dst, acc, rg, gr, qd);
-            continue;
+        if constexpr (kExt) {
+            if (jj == rg && p.cb_lo) {   // warp-uniform
+                store_cb_diag_block(dst, acc, rg, gr, qd);
+                continue;
+            }
         }
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
@@ -325,7 +327,7 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, f
 // (ncu: 25 us, a fifth of the scan, all before the walk starts). Now 512 threads (64 registers)
 // and a grid of one wave; the variants tried (256 threads with B/C loaded in two rounds, C B^T
 // as a kernel of its own) are in docs/perf-ssd-notes.md.
-template <int NS>
+template <int NS, bool kExt>
 __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
     // one allocation for every block type (static shared memory is per kernel, not per branch)
     __shared__ __align__(16) __half sbc[2 * kL * bc_ld<NS>()];
@@ -341,7 +343,7 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
     }
     const int ncb = prep_cb_blocks(p.G, p.cb_pre);
     if (int(blockIdx.z) < ncb) {
-        prep_cb<NS>(p, c, q, int(blockIdx.z), sbc);
+        prep_cb<NS, kExt>(p, c, q, int(blockIdx.z), sbc);
         return;
     }
     const int nbc = ncb + prep_bc_blocks(p.G, NS, p.cb_pre);
@@ -381,8 +383,10 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
     const int hpb = p.prep_heads;
     const int h0 = (blockIdx.z - nbc) * hpb;
     const int h = h0 + warp;
-    if (p.mask_flags && int(threadIdx.x) < hpb && h0 + int(threadIdx.x) < p.H)   // ssd_mask sets them
-        p.mask_flags[((size_t)q * p.H + h0 + threadIdx.x) * p.nch + c] = 0u;
+    if constexpr (kExt) {
+        if (p.mask_flags && int(threadIdx.x) < hpb && h0 + int(threadIdx.x) < p.H)   // ssd_mask sets them
+            p.mask_flags[((size_t)q * p.H + h0 + threadIdx.x) * p.nch + c] = 0u;
+    }
     load_dt(p, c, q, h0, hpb, sdt);
     __syncthreads();
     PREP_TL(0);
@@ -418,7 +422,8 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
 __device__ unsigned ssd_prep_trace_launches;
 #endif
 
-template <int NS>
+// kExt: the forms behind knobs (p.cb_lo, p.mask_flags), kept out of the default kernels' code
+template <int NS, bool kExt>
 __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__ ssd_params p) {
 #ifdef SSMKIT_SSD_TRACE
     const unsigned long long tl0 = ssmkit::cuda::ssd::globaltimer_ns();
@@ -431,7 +436,7 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__
     const unsigned long long tl1 = ssmkit::cuda::ssd::globaltimer_ns();
     if (threadIdx.x == 0) prep_tl_slots()[0] = prep_tl_slots()[1] = tl1;
 #endif
-    ssd_prep_block<NS>(p);
+    ssd_prep_block<NS, kExt>(p);
 #ifdef SSMKIT_SSD_TRACE
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -448,6 +453,7 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__
 // tiles (mask_heads). Splitting this from ssd_prep keeps every block short: the v10 prep blocks,
 // which each loaded B and C, computed C B^T and then masked up to 16 heads, made a 22 us prep at
 // granite 4096 x 1 (ncu) against 12.5 for the v8 prep.
+template <bool kFlags>
 __device__ __forceinline__ void mask_item(const ssd_params& p, int c, int q, int z, float (*sdec)[3][kL]) {
     const head_part hp = group_part(p, z, p.mask_heads);
     const int g = hp.g, h0 = hp.h0, nh = hp.nh;
@@ -465,7 +471,7 @@ __device__ __forceinline__ void mask_item(const ssd_params& p, int c, int q, int
     int rg, jj;
     cb_block_pos(warp, rg, jj);
     mask_heads(p, c, q, h0, nh, sdec, acc, rg, jj, lane);
-    if (p.mask_flags) {
+    if constexpr (kFlags) {
         __syncthreads();   // every tile store of the block (and every read of sdec) is done
         if (int(threadIdx.x) < nh) {
             __threadfence();
@@ -474,22 +480,23 @@ __device__ __forceinline__ void mask_item(const ssd_params& p, int c, int q, int
     }
 }
 
+template <bool kFlags>
 __global__ void __launch_bounds__(kMaskThreads) ssd_mask(const __grid_constant__ ssd_params p) {
     __shared__ float sdec[kPrepHeads][3][kL];
     ssmkit::cuda::pdl_begin();   // after ssd_prep; the walk may start its prologue
-    if (!p.mask_flags) {
-        mask_item(p, int(blockIdx.x), int(blockIdx.y), int(blockIdx.z), sdec);
-        return;
-    }
-    // Overlap form: a grid of at most one block per SM, all resident before the walk launches,
-    // takes the items chunk by chunk (all heads of chunk 0 first), so the walk can start on the
-    // first chunks while the later ones are masked. No deadlock: the walk's blocks only wait for
-    // these, which are all running.
-    const int parts = p.G * parts_per_group(p.H, p.G, p.mask_heads);
-    const long long items = (long long)parts * p.S * p.nch;
-    for (long long i = blockIdx.x; i < items; i += gridDim.x) {
-        const int z = int(i % parts), q = int((i / parts) % p.S), c = int(i / ((long long)parts * p.S));
-        mask_item(p, c, q, z, sdec);
+    if constexpr (!kFlags) {
+        mask_item<false>(p, int(blockIdx.x), int(blockIdx.y), int(blockIdx.z), sdec);
+    } else {
+        // Overlap form: a grid of at most one block per SM, all resident before the walk
+        // launches, takes the items chunk by chunk (all heads of chunk 0 first), so the walk can
+        // start on the first chunks while the later ones are masked. No deadlock: the walk's
+        // blocks only wait for these, which are all running.
+        const int parts = p.G * parts_per_group(p.H, p.G, p.mask_heads);
+        const long long items = (long long)parts * p.S * p.nch;
+        for (long long i = blockIdx.x; i < items; i += gridDim.x) {
+            const int z = int(i % parts), q = int((i / parts) % p.S), c = int(i / ((long long)parts * p.S));
+            mask_item<true>(p, c, q, z, sdec);
+        }
     }
 }
 
@@ -530,6 +537,12 @@ bool mask_fused() {
 // forced) 19.23 / 20.21. With few blocks the walk's chain sets the time, and the producer's
 // products on the same tensor cores lengthen it (ncu walk at 4096 x 1: 86.7 against 70 us);
 // with many, ssd_mask's 14-15 us launch weighs more.
+// SSMKIT_SSD_MASK=walkcb: the walk's producer masks ssd_prep's fp32 C B^T instead of computing
+// it (measured: 89.20 / 60.79 us at 4096 x 1 / 512 x 8 against walk's 60.31 and ssd_mask's 88.71).
+bool mask_walkcb() {
+    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walkcb");
+    return v;
+}
 // SSMKIT_SSD_MASK=overlap: ssd_mask as a grid of one block per SM taking the chunks in order, and
 // the walk waiting on per-chunk flags instead of on ssd_mask's end, so the walk runs beside it
 // (predicted at granite 4096 x 1: ~12 of ssd_mask's 14.5 us off the critical path).
@@ -543,7 +556,7 @@ bool cb_keep_lo() {
     return v;
 }
 bool v11_masks_in_walk(const ssmkit::scan_shape& sh) {
-    static const bool walk = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walk");
+    static const bool walk = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walk") || mask_walkcb();
     static const bool unset = ssmkit::cuda::knob_unset("SSMKIT_SSD_MASK");
     if (walk) return true;
     if (!unset) return false;
@@ -715,7 +728,8 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
     const dim3 pg(unsigned(p.nch), unsigned(p.S), unsigned(prep_parts(p, NS, p.prep_heads)));
     cudaLaunchAttribute attr;
     const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), 0, stream, &attr);
-    if (cudaLaunchKernelEx(&cfg, ssd_prep<NS>, p) != cudaSuccess) {
+    const bool ext = p.cb_lo || p.mask_flags;
+    if (cudaLaunchKernelEx(&cfg, ext ? ssd_prep<NS, true> : ssd_prep<NS, false>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
@@ -726,7 +740,7 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
         const dim3 mg = p.mask_flags ? dim3(unsigned(items < sms ? items : sms)) : dim3(unsigned(p.nch), unsigned(p.S), parts);
         cudaLaunchAttribute mattr;
         const cudaLaunchConfig_t mcfg = ssmkit::cuda::pdl_config(mg, dim3(kMaskThreads), 0, stream, &mattr);
-        if (cudaLaunchKernelEx(&mcfg, ssd_mask, p) != cudaSuccess) {
+        if (cudaLaunchKernelEx(&mcfg, p.mask_flags ? ssd_mask<true> : ssd_mask<false>, p) != cudaSuccess) {
             (void)cudaGetLastError();
             return false;
         }
@@ -864,6 +878,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.cb_pre = PT != 80 && !walk_v6();
     p.wg = p.cb_pre && NS == 128 && ws->wgmma && (walk_v9() || walk_v10() || v11);
     p.mw = v11 && p.wg && v11_masks_in_walk(sh);
+    p.mw_cb = p.mw && mask_walkcb();
     p.wm = p.wg && (walk_v10() || v11) && (w.mh > 0 || p.mw);
     p.wm_split = p.wm && !mask_fused();
     p.mask_heads = forced_mask_heads() ? forced_mask_heads() : 4;

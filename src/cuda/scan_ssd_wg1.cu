@@ -296,6 +296,42 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
     if constexpr (kMw) {
         if (wgi == 1) {   // the mask producer, up to three chunks ahead of the walk (nl = 0:
                           // the host gives kMw one segment)
+            if (p.mw_cb) {   // the masks from ssd_prep's fp32 C B^T blocks: warp w takes blocks w, w+4, w+8
+                // blocks above the diagonal are never written: zero the three M regions once
+                for (int i = threadIdx.x - kWgThreads; i < LY::stages * int(LY::mh / 16); i += kWgThreads)
+                    *reinterpret_cast<uint4*>(stage(i / int(LY::mh / 16)) + LY::off_mh + (i % int(LY::mh / 16)) * 16) = make_uint4(0, 0, 0, 0);
+                named_sync(2, kWgThreads);   // the zeros before any block is written over them
+                const float* cbq = p.cbf32 + ((size_t)q * p.G + g) * p.nch * kCbfFloats;
+                for (int c = cb; c < ce; ++c) {
+                    const int u = c + ub;
+                    float4 f[3][2];
+#pragma unroll
+                    for (int i = 0; i < 3; ++i) {
+                        const int blk = warp + 4 * i;
+                        if (blk < 10) {
+                            const float4* src = reinterpret_cast<const float4*>(cbq + (size_t)c * kCbfFloats) + (blk * 32 + lane) * 2;
+                            f[i][0] = src[0];
+                            f[i][1] = src[1];
+                        }
+                    }
+                    wait_stage(u);
+                    unsigned char* const st = stage(u);
+                    const float* tab = reinterpret_cast<const float*>(st + LY::off_dc);
+#pragma unroll
+                    for (int i = 0; i < 3; ++i) {
+                        const int blk = warp + 4 * i;
+                        if (blk >= 10) continue;
+                        int rg, jj;
+                        cb_block_pos(blk, rg, jj);
+                        const float acc[2][4] = {{f[i][0].x, f[i][0].y, f[i][0].z, f[i][0].w}, {f[i][1].x, f[i][1].y, f[i][1].z, f[i][1].w}};
+                        mask_block(tab + dct::kCum, tab + dct::kDelta, tab + dct::kWt, acc, rg, jj, lane, st + LY::off_mh);
+                    }
+                    wg::fence_smem_for_async();
+                    named_sync(2, kWgThreads);
+                    if (threadIdx.x == kWgThreads) mbar_arrive(&bars[LY::stages + u % LY::stages]);
+                }
+                return;
+            }
             float mt[32];
             for (int c = cb; c < ce; ++c) {
                 const int u = c + ub;
@@ -422,7 +458,7 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
         wg::pin(y);
         wg::fence();
         const uint32_t m_tile = sbase + uint32_t(LY::off_mh);
-        if (kMw) {   // M^T [s][t] from the producer's product
+        if (kMw && !p.mw_cb) {   // M^T [s][t] from the producer's product
 #pragma unroll
             for (int kk = 0; kk < 4; ++kk) wg::mma_rs_m64n64_mn_b(y, xa[kk], wg::sw128_desc(m_tile, 64, 16 * kk, 0), true);
         } else {   // M [t][s]

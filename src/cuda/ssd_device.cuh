@@ -72,6 +72,7 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
                     // mma accumulator layout (block blk, lane, the lane's 8 values) (wm_split)
     CUtensorMap ymap;   // v11: y as a 4-d tensor (p, h, t, q), boxes of 32 x 64 with the 128-byte
                         // swizzle, stored from shared memory (clipped past T and head_dim)
+    bool mw_cb;     // with mw: from the fp32 C B^T fragments ssd_prep leaves in cbf32 (no product)
     bool mw;        // v11 computes each chunk's masked M^T itself: no ssd_mask, no mh16, ssd_prep
                     // writes only the swizzled B^T/C tiles and the tables
     // v11: the chunks split into nseg segments walked side by side, segment i = chunks
