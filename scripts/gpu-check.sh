@@ -140,6 +140,8 @@ if command -v compute-sanitizer > /dev/null && [ -x "$TO" ]; then
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "memcheck (chunked, walk v11, ssd_mask overlap)" memcheck-ssd-v11-overlap.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=overlap \
         timeout 300 compute-sanitizer --tool memcheck --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    step "racecheck (chunked, walk v11, ssd_mask overlap)" racecheck-ssd-v11-overlap.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=overlap \
+        timeout 300 compute-sanitizer --tool racecheck --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v11, masks in the walk from C B^T)" racecheck-ssd-v11-walkcb.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walkcb compute-sanitizer --tool racecheck \
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v11, masks in the walk)" racecheck-ssd-v11-walk.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walk compute-sanitizer --tool racecheck \

@@ -67,10 +67,13 @@ struct wg1_layout {
 // computed by the walking warpgroup itself, 127.4 us at 4096 x 1 against 87.7.
 // kMw: a second warpgroup computes each chunk's masked M^T in shared memory (below) ahead of the
 // walk, instead of the walk reading ssd_mask's tiles. Only the first warpgroup walks.
-// kOvl (with !kMw): the overlap form of ssd_mask (p.mask_flags): each load waits on its chunk's
-// flag instead of the whole walk on ssd_mask's end.
+// kOvl (with !kMw): the overlap form of ssd_mask (p.mask_flags): the walk runs beside ssd_mask,
+// and a fifth warp issues every stage load, each once its chunk's flag is set and the walk has
+// freed the stage (a second mbarrier per stage), so neither the flag's round trip nor a late
+// chunk holds the walking warpgroup.
 template <bool kMw, bool kOvl>
-__global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk_wg1(const __grid_constant__ ssd_params p) {
+__global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kOvl ? kWgThreads + 32 : kWgThreads, 1)
+    ssd_walk_wg1(const __grid_constant__ ssd_params p) {
     static_assert(!(kMw && kOvl), "the overlap form reads ssd_mask's tiles");
     using LY = wg1_layout;
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -100,13 +103,14 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
     auto chunk_of = [&](int u) { return u < nl ? cb - 1 - u : cb + (u - nl); };
 
     if (threadIdx.x == 0) {
-        for (int i = 0; i < 2 * LY::stages; ++i) mbar_init(&bars[i], 1);   // loads, then masks (kMw)
+        for (int i = 0; i < 2 * LY::stages; ++i) mbar_init(&bars[i], 1);   // loads, then masks (kMw) or free stages (kOvl)
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     // x is an input (its copies may start before ssd_prep is done); the byte count covers the
     // stage (a look-ahead load leaves out C and M)
+    const unsigned issuer = kOvl ? kWgThreads : 0;   // the thread that issues the stage loads
     auto issue_x = [&](int u) {
-        if (u >= nu || threadIdx.x != 0) return;
+        if (u >= nu || threadIdx.x != issuer) return;
         const int c = chunk_of(u);
         uint64_t* bar = &bars[u % LY::stages];
         mbar_expect_arrive(bar, u < nl ? unsigned(LY::bc / 2 + 2 * LY::xh + LY::dc)
@@ -116,18 +120,13 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
         tma_x(st + LY::off_x + LY::xh, &p.xmap, p0 + 32, h, c * kL, q, bar);
     };
     auto issue_dep = [&](int u) {
-        if (u >= nu || threadIdx.x != 0) return;
+        if (u >= nu || threadIdx.x != issuer) return;
         const int c = chunk_of(u);
         unsigned char* st = stage(u);
         uint64_t* bar = &bars[u % LY::stages];
         if (u < nl) {
             bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<128>(), unsigned(LY::bc / 2), bar);   // B^T only
         } else {
-            if constexpr (kOvl) {   // ssd_mask's tile of chunk c is written
-                const unsigned* fl = p.mask_flags + ((size_t)q * p.H + h) * p.nch + c;
-                while (ld_acquire_gpu(fl) == 0u) __nanosleep(64);
-                fence_proxy_async_global();
-            }
             bulk_g2s(st, bcq + (size_t)c * bc_tile_halves<128>(), unsigned(LY::bc), bar);
             if (!kMw) bulk_g2s(st + LY::off_mh, mhq + (size_t)c * kMhHalves, unsigned(LY::mh), bar);
         }
@@ -163,12 +162,25 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
     if (sg == 0 && wgi == 0) add_slot_state(1.f);
     __syncthreads();   // mbarriers initialised (the last barrier of the whole block: then the
                        // warpgroups part, and the walk synchronizes with wg_sync)
-    for (int u = 0; u < LY::stages; ++u) issue_x(u);
-    // ssd_prep's tiles and tables (and ssd_mask's) are complete and visible; in the overlap form
-    // the walk runs beside ssd_mask instead, each load waiting on its chunk's flag (issue_dep):
-    // ssd_mask released this grid only after ssd_prep had completed
-    if constexpr (!kOvl) ssmkit::cuda::pdl_wait_previous();
-    for (int u = 0; u < LY::stages; ++u) issue_dep(u);
+    if constexpr (kOvl) {
+        if (wgi == 1) {   // the loader warp (ssd_mask released this grid after ssd_prep completed)
+            if (threadIdx.x == issuer) {
+                for (int u = 0; u < nu; ++u) {
+                    if (u >= LY::stages) mbar_wait(&bars[LY::stages + u % LY::stages], unsigned(u / LY::stages - 1) & 1u);
+                    issue_x(u);
+                    const unsigned* fl = p.mask_flags + ((size_t)q * p.H + h) * p.nch + chunk_of(u);
+                    while (ld_acquire_gpu(fl) == 0u) __nanosleep(64);
+                    fence_proxy_async_global();   // the bulk copies below read what ssd_mask wrote
+                    issue_dep(u);
+                }
+            }
+            return;
+        }
+    } else {
+        for (int u = 0; u < LY::stages; ++u) issue_x(u);
+        ssmkit::cuda::pdl_wait_previous();   // ssd_prep's tiles and tables are complete and visible
+        for (int u = 0; u < LY::stages; ++u) issue_dep(u);
+    }
 
     // Element (t, p) of a 64 x 32 box under the TMA's 128-byte swizzle (x as loaded, y as stored):
     // t * 128 + ((p / 4 ^ t % 8) * 16) + (p % 4) * 4. For this thread's rows p = pr0 (+8) and tokens
@@ -229,8 +241,12 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kWgThreads, 1) ssd_walk
     auto flush_y = [&](int cc, const float (&v)[32]) {
         if (threadIdx.x == 0) bulk_wait_read<1>();   // chunk cc - 2's store has read the buffer
         wg_sync();
-        issue_x(cc + ub + LY::stages);
-        issue_dep(cc + ub + LY::stages);
+        if constexpr (kOvl) {   // the loader refills the stage
+            if (threadIdx.x == 0) mbar_arrive(&bars[LY::stages + (cc + ub) % LY::stages]);
+        } else {
+            issue_x(cc + ub + LY::stages);
+            issue_dep(cc + ub + LY::stages);
+        }
         unsigned char* const yb = smem + LY::off_y + (cc & 1) * LY::ybuf;
 #pragma unroll
         for (int j = 0; j < 8; ++j)
@@ -526,7 +542,8 @@ bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
     const int n_pt = (p.P + kPt - 1) / kPt;
     cudaLaunchAttribute attr;
     const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S), unsigned(p.nseg)),
-                                                            dim3(kMw ? 2 * kWgThreads : kWgThreads), wg1_layout::total, stream, &attr);
+                                                            dim3(kMw ? 2 * kWgThreads : kOvl ? kWgThreads + 32 : kWgThreads),
+                                                            wg1_layout::total, stream, &attr);
     if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1<kMw, kOvl>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
