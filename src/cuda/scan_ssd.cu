@@ -489,12 +489,16 @@ __global__ void __launch_bounds__(kMaskThreads) ssd_mask(const __grid_constant__
     } else {
         // Overlap form: a grid of at most one block per SM, all resident before the walk
         // launches, takes the items chunk by chunk (all heads of chunk 0 first), so the walk can
-        // start on the first chunks while the later ones are masked. No deadlock: the walk's
-        // blocks only wait for these, which are all running.
+        // start on the first chunks while the later ones are masked; sequence by sequence when
+        // the walk's blocks outnumber the SMs (they are scheduled in that order). No deadlock:
+        // the walk's blocks only wait for these, which are all running.
         const int parts = p.G * parts_per_group(p.H, p.G, p.mask_heads);
         const long long items = (long long)parts * p.S * p.nch;
         for (long long i = blockIdx.x; i < items; i += gridDim.x) {
-            const int z = int(i % parts), q = int((i / parts) % p.S), c = int(i / ((long long)parts * p.S));
+            const int z = int(i % parts);
+            const long long r = i / parts;   // (chunk, sequence) in the order the walk wants them
+            const int q = int(p.mask_seq_major ? r / p.nch : r % p.S);
+            const int c = int(p.mask_seq_major ? r % p.nch : r / p.S);
             mask_item<true>(p, c, q, z, sdec);
         }
     }
@@ -888,6 +892,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.mask_flags = v11 && p.wm_split && !p.mw && w.fl > 0
                        ? reinterpret_cast<unsigned*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc + w.cb)
                        : nullptr;
+    p.mask_seq_major = (sh.head_dim + 63) / 64 * sh.n_head * sh.n_seqs > ssmkit::cuda::info_for_current_device().sm_count;
     // ssd_prep's blocks are latency-bound and the walk waits for the slowest: few heads per block
     // (short blocks) while the grid still fits one wave of two blocks per SM, else kPrepHeads.
     // Measured (H200, granite, us, 2 / 4 / 8 / 16 heads per block): 512 x 1 18.31 / 18.42 / 18.76 /

@@ -84,6 +84,7 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     // v11 with ssd_mask, overlap form: [q][h][chunk], 1 once ssd_mask's tile of (q, h, chunk) is
     // written (zeroed by ssd_prep); the walk then waits on these instead of on ssd_mask's end
     unsigned* mask_flags;
+    bool mask_seq_major;   // overlap form: ssd_mask takes all chunks of a sequence before the next
 };
 
 // ns since an arbitrary epoch, the same on every SM (diagnostic timelines: SSMKIT_SSD_TRACE)
