@@ -249,20 +249,6 @@ __device__ __forceinline__ void head_tables(const ssd_params& p, int c, int q, i
 
 // Blocks that split each group's heads into parts of at most hpb: grid index z -> the group, the
 // part, its first head and its number of heads (ssd_prep's v10 blocks, ssd_mask).
-struct head_part {
-    int g, part, h0, nh;
-};
-__host__ __device__ inline int parts_per_group(int H, int G, int hpb) {
-    const int hpg = H / G, b = hpb < hpg ? hpb : hpg;
-    return (hpg + b - 1) / b;
-}
-__device__ __forceinline__ head_part group_part(const ssd_params& p, int z, int hpb) {
-    const int hpg = p.H / p.G, b = min(hpb, hpg);
-    const int ppg = parts_per_group(p.H, p.G, hpb);
-    const int g = z / ppg, part = z % ppg;
-    return {g, part, g * hpg + part * b, min(b, hpg - part * b)};
-}
-
 // v10: warp `blk` (< 10) holds C B^T block (rg, jj) in mma fragments (rows rg*16 + gr and +8,
 // columns jj*16 + hf*8 + 2 qd and +1) and writes that block of M for each of the nh heads
 // straight from registers, as half2 into the swizzled tile (the four threads of a row group fill
@@ -383,10 +369,6 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
     const int hpb = p.prep_heads;
     const int h0 = (blockIdx.z - nbc) * hpb;
     const int h = h0 + warp;
-    if constexpr (kExt) {
-        if (p.mask_flags && int(threadIdx.x) < hpb && h0 + int(threadIdx.x) < p.H)   // ssd_mask sets them
-            p.mask_flags[((size_t)q * p.H + h0 + threadIdx.x) * p.nch + c] = 0u;
-    }
     load_dt(p, c, q, h0, hpb, sdt);
     __syncthreads();
     PREP_TL(0);
@@ -422,7 +404,7 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
 __device__ unsigned ssd_prep_trace_launches;
 #endif
 
-// kExt: the forms behind knobs (p.cb_lo, p.mask_flags), kept out of the default kernels' code
+// kExt: the form behind SSMKIT_SSD_CB_LO (p.cb_lo), kept out of the default kernels' code
 template <int NS, bool kExt>
 __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__ ssd_params p) {
 #ifdef SSMKIT_SSD_TRACE
@@ -453,8 +435,17 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep(const __grid_constant__
 // tiles (mask_heads). Splitting this from ssd_prep keeps every block short: the v10 prep blocks,
 // which each loaded B and C, computed C B^T and then masked up to 16 heads, made a 22 us prep at
 // granite 4096 x 1 (ncu) against 12.5 for the v8 prep.
+// Item i of an overlap form's grid-stride loop: the part z of a group's heads fastest, then the
+// chunk and the sequence in the order the walk wants them (p.flags_seq_major).
+__device__ __forceinline__ void flagged_item(const ssd_params& p, long long i, int parts, int& c, int& q, int& z) {
+    z = int(i % parts);
+    const long long r = i / parts;
+    q = int(p.flags_seq_major ? r / p.nch : r % p.S);
+    c = int(p.flags_seq_major ? r % p.nch : r / p.S);
+}
+
 template <bool kFlags>
-__device__ __forceinline__ void mask_item(const ssd_params& p, int c, int q, int z, float (*sdec)[3][kL]) {
+__device__ __forceinline__ void mask_item(const ssd_params& p, int c, int q, int z, float (*sdec)[3][kL], unsigned call = 0) {
     const head_part hp = group_part(p, z, p.mask_heads);
     const int g = hp.g, h0 = hp.h0, nh = hp.nh;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -475,7 +466,7 @@ __device__ __forceinline__ void mask_item(const ssd_params& p, int c, int q, int
         __syncthreads();   // every tile store of the block (and every read of sdec) is done
         if (int(threadIdx.x) < nh) {
             __threadfence();
-            st_release_gpu(p.mask_flags + ((size_t)q * p.H + h0 + threadIdx.x) * p.nch + c, 1u);
+            st_release_gpu(p.mask_flags + ((size_t)q * p.H + h0 + threadIdx.x) * p.nch + c, call);
         }
     }
 }
@@ -492,14 +483,43 @@ __global__ void __launch_bounds__(kMaskThreads) ssd_mask(const __grid_constant__
         // start on the first chunks while the later ones are masked; sequence by sequence when
         // the walk's blocks outnumber the SMs (they are scheduled in that order). No deadlock:
         // the walk's blocks only wait for these, which are all running.
+        const unsigned call = ld_acquire_gpu(p.flag_sync) + 1;   // this call's number (ssd_params)
         const int parts = p.G * parts_per_group(p.H, p.G, p.mask_heads);
         const long long items = (long long)parts * p.S * p.nch;
         for (long long i = blockIdx.x; i < items; i += gridDim.x) {
-            const int z = int(i % parts);
-            const long long r = i / parts;   // (chunk, sequence) in the order the walk wants them
-            const int q = int(p.mask_seq_major ? r / p.nch : r % p.S);
-            const int c = int(p.mask_seq_major ? r % p.nch : r / p.S);
-            mask_item<true>(p, c, q, z, sdec);
+            int c, q, z;
+            flagged_item(p, i, parts, c, q, z);
+            mask_item<true>(p, c, q, z, sdec, call);
+        }
+    }
+}
+
+// The fused prep beside the v11 walk (SSMKIT_SSD_MASK=fused-overlap): ssd_prep's v10 items
+// (prep_wm: B/C tiles, tables and masks of a part of a group's heads) taken by a grid of fewer
+// blocks than SMs, chunk by chunk, each item's flag set when it is written; the walk, launched
+// once these blocks run, waits on the flags. A prep block (51 KB of shared memory) cannot share
+// an SM with a walk block (207 KB), so the grid leaves at least the walk's blocks' worth of SMs
+// free (blocks are placed breadth-first); and since these blocks wait for nothing of the walk,
+// the walk's blocks only ever wait for running blocks.
+template <int NS>
+__global__ void __launch_bounds__(kPrepThreads) ssd_prep_beside(const __grid_constant__ ssd_params p) {
+    if constexpr (NS == 128) {
+        __shared__ __align__(16) __half sbc[2 * kL * bc_ld<NS>()];
+        __shared__ float sdt[kL][kPrepHeads];
+        __shared__ float sdec[kPrepHeads][3][kL];
+        ssmkit::cuda::pdl_begin();
+        const unsigned call = ld_acquire_gpu(p.flag_sync) + 1;
+        const int parts = p.G * parts_per_group(p.H, p.G, p.prep_heads);
+        const long long items = (long long)parts * p.S * p.nch;
+        for (long long i = blockIdx.x; i < items; i += gridDim.x) {
+            int c, q, z;
+            flagged_item(p, i, parts, c, q, z);
+            prep_wm<NS>(p, c, q, z, sbc, sdt, sdec);
+            __syncthreads();   // every store of the item is done, and the buffers are free again
+            if (threadIdx.x == 0) {
+                __threadfence();
+                st_release_gpu(p.prep_flags + ((size_t)q * p.nch + c) * parts + z, call);
+            }
         }
     }
 }
@@ -531,7 +551,8 @@ int forced_prep_heads() {
 // block. Measured with v11 (H200, granite, same call, us, fused / split): 512 x 1 20.28 / 19.18,
 // 4096 x 1 88.82 / 86.11, 512 x 8 68.72 / 66.78.
 bool mask_fused() {
-    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused");
+    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused") ||
+                          ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused-overlap");
     return v;
 }
 // Where v11's masks come from. SSMKIT_SSD_MASK=walk: a second warpgroup of the walk computes
@@ -552,6 +573,14 @@ bool mask_walkcb() {
 // (predicted at granite 4096 x 1: ~12 of ssd_mask's 14.5 us off the critical path).
 bool mask_overlap() {
     static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "overlap");
+    return v;
+}
+// SSMKIT_SSD_MASK=fused-overlap: the fused prep (masks in ssd_prep's v10 items) beside the walk
+// on per-item flags (ssd_prep_beside), when the walk's blocks leave SMs free for it; else the
+// fused prep before the walk. Predicted at granite 4096 x 1: the walk starts after the first
+// chunk's items (~4 us) instead of after ssd_prep and ssd_mask (~10 us in the overlap form).
+bool mask_fused_overlap() {
+    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused-overlap");
     return v;
 }
 // SSMKIT_SSD_CB_LO=1: v8 keeps the rounding error of C B^T's diagonal blocks (store_cb_diag_block).
@@ -702,21 +731,24 @@ bool encode_y_map(CUtensorMap* map, const ssmkit::scan_args& a) {
 size_t align256(size_t v) { return (v + 255) & ~size_t(255); }
 
 struct ws_parts {
-    size_t bc, dc, cb, fl, mh;
-    size_t main() const { return bc + dc + cb + fl; }   // ssd_workspace::ptr
-    size_t total() const { return main() + mh; }
+    size_t bc, dc, cb, mh, fl;
+    size_t main() const { return bc + dc + cb; }   // ssd_workspace::ptr
+    size_t total() const { return main() + mh + fl; }
 };
+constexpr size_t kFlagSyncBytes = 256;   // flag_sync at the start of the flags' allocation
 // mh (v10's per-head masked C B^T, 8 KB per head and chunk) only when v10 is selected and handles
 // the shape: the default walks never read it, so they neither allocate nor zero it
 ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const size_t nch = size_t((sh.n_t + kL - 1) / kL);
     const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || (want_v11(sh, NS) && !v11_masks_in_walk(sh));
-    const bool flags = want_v11(sh, NS) && mask_overlap();
+    // the overlap forms' flags: one per (sequence, head, chunk) covers both kinds (a fused-prep
+    // part holds at least one head)
+    const bool flags = want_v11(sh, NS) && (mask_overlap() || mask_fused_overlap());
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
             align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_region_bytes()),
-            flags ? align256(size_t(sh.n_seqs) * sh.n_head * nch * 4) : 0,
-            v10_shape ? align256(size_t(sh.n_seqs) * sh.n_head * nch * kMhHalves * 2) : 0};
+            v10_shape ? align256(size_t(sh.n_seqs) * sh.n_head * nch * kMhHalves * 2) : 0,
+            flags ? kFlagSyncBytes + align256(size_t(sh.n_seqs) * sh.n_head * nch * 4) : 0};
 }
 
 // ssd_prep's grid parts per (chunk, sequence): v10 blocks cover the heads of one group each
@@ -729,18 +761,29 @@ int prep_parts(const ssd_params& p, int NS, int hpb) {
 // programmatic dependent launch. Capturable: no host synchronization, no allocation.
 template <int NS>
 bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
-    const dim3 pg(unsigned(p.nch), unsigned(p.S), unsigned(prep_parts(p, NS, p.prep_heads)));
+    const int sms = ssmkit::cuda::info_for_current_device().sm_count;
     cudaLaunchAttribute attr;
-    const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), 0, stream, &attr);
-    const bool ext = p.cb_lo || p.mask_flags;
-    if (cudaLaunchKernelEx(&cfg, ext ? ssd_prep<NS, true> : ssd_prep<NS, false>, p) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
+    if (p.prep_flags) {   // the fused prep beside the walk: a grid that leaves the walk's SMs free
+        const long long items = (long long)prep_parts(p, NS, p.prep_heads) * p.S * p.nch;
+        const long long walk_blocks = (long long)((p.P + 63) / 64) * p.H * p.S;
+        const long long free_sms = sms - walk_blocks;   // > 0 (ssd_scan_launch)
+        const dim3 pg(unsigned(items < free_sms ? items : free_sms));
+        const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), 0, stream, &attr);
+        if (cudaLaunchKernelEx(&cfg, ssd_prep_beside<NS>, p) != cudaSuccess) {
+            (void)cudaGetLastError();
+            return false;
+        }
+    } else {
+        const dim3 pg(unsigned(p.nch), unsigned(p.S), unsigned(prep_parts(p, NS, p.prep_heads)));
+        const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), 0, stream, &attr);
+        if (cudaLaunchKernelEx(&cfg, p.cb_lo ? ssd_prep<NS, true> : ssd_prep<NS, false>, p) != cudaSuccess) {
+            (void)cudaGetLastError();
+            return false;
+        }
     }
     if (p.wm && p.wm_split && !p.mw) {
         const unsigned parts = unsigned(p.G * parts_per_group(p.H, p.G, p.mask_heads));
         const long long items = (long long)parts * p.S * p.nch;
-        const int sms = ssmkit::cuda::info_for_current_device().sm_count;
         const dim3 mg = p.mask_flags ? dim3(unsigned(items < sms ? items : sms)) : dim3(unsigned(p.nch), unsigned(p.S), parts);
         cudaLaunchAttribute mattr;
         const cudaLaunchConfig_t mcfg = ssmkit::cuda::pdl_config(mg, dim3(kMaskThreads), 0, stream, &mattr);
@@ -749,7 +792,11 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
             return false;
         }
     }
-    return v11 ? launch_walk_wg1(p, stream) : launch_main_pipe(p, NS, PT, stream);
+    const bool ok = v11 ? launch_walk_wg1(p, stream) : launch_main_pipe(p, NS, PT, stream);
+    // An overlap form's items may be flagged with this call's number while no walk completes
+    // the call: clear the flags and the count, so that the next call cannot take them as its own.
+    if (!ok && walk_on_flags(p)) (void)cudaMemsetAsync(p.flag_sync, 0, kFlagSyncBytes + size_t(p.S) * p.H * p.nch * 4, stream);
+    return ok;
 }
 
 }  // namespace
@@ -762,6 +809,9 @@ struct ssd_workspace {
     // else lives there, and every shape puts its tiles on the same 8 KB grid from offset 0)
     void* mh_ptr = nullptr;
     size_t mh_bytes = 0;
+    // the overlap forms' flag_sync and flags, zeroed when made (call 0 completed, no item set)
+    void* fl_ptr = nullptr;
+    size_t fl_bytes = 0;
     bool wgmma = false;   // the current device runs this build's sm_90a code (the v9 walk)
 };
 
@@ -787,6 +837,7 @@ void ssd_workspace_destroy(ssd_workspace* ws) {
     if (!ws) return;
     if (ws->ptr) cudaFree(ws->ptr);
     if (ws->mh_ptr) cudaFree(ws->mh_ptr);
+    if (ws->fl_ptr) cudaFree(ws->fl_ptr);
     delete ws;
 }
 
@@ -831,7 +882,8 @@ bool ssd_workspace_reserve(ssd_workspace* ws, const ssmkit::scan_shape& sh) {
         have = need;
         return true;
     };
-    return grow(ws->ptr, ws->bytes, w.main(), false) && grow(ws->mh_ptr, ws->mh_bytes, w.mh, true);
+    return grow(ws->ptr, ws->bytes, w.main(), false) && grow(ws->mh_ptr, ws->mh_bytes, w.mh, true) &&
+           grow(ws->fl_ptr, ws->fl_bytes, w.fl, true);
 }
 
 // Measured on an H200 with the v8 walk (docs/perf-ssd-notes.md, .probe crossover), granite shapes,
@@ -856,7 +908,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     const int PT = v11 ? 64 : pick_pt(sh);
     if (!v11 && p.x_vec) p.x_vec = encode_x_map(&p.xmap, a, PT, false);
     const ws_parts w = ws_layout(sh, NS, PT);
-    if (ws->bytes < w.main() || ws->mh_bytes < w.mh) return false;
+    if (ws->bytes < w.main() || ws->mh_bytes < w.mh || ws->fl_bytes < w.fl) return false;
 
     p.s = static_cast<const float*>(a.s.data);
     p.x = static_cast<const float*>(a.x.data);
@@ -888,11 +940,20 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.mask_heads = forced_mask_heads() ? forced_mask_heads() : 4;
     p.cbf32 = reinterpret_cast<float*>(p.cb16);
     p.cb_lo = p.cb_pre && !p.wg && cb_keep_lo();   // v8 (the v9 walk does not read them)
-    // the overlap form needs every walk block to read each of its chunks' flags: one segment
-    p.mask_flags = v11 && p.wm_split && !p.mw && w.fl > 0
-                       ? reinterpret_cast<unsigned*>(static_cast<unsigned char*>(ws->ptr) + w.bc + w.dc + w.cb)
-                       : nullptr;
-    p.mask_seq_major = (sh.head_dim + 63) / 64 * sh.n_head * sh.n_seqs > ssmkit::cuda::info_for_current_device().sm_count;
+    // The overlap forms (one segment: each walk block reads every flag of its chunks). The fused
+    // prep beside the walk needs SMs the walk leaves free; without them it runs before the walk.
+    {
+        const int64_t walk_blocks = (sh.head_dim + 63) / 64 * sh.n_head * sh.n_seqs;
+        const int64_t sms = ssmkit::cuda::info_for_current_device().sm_count;
+        unsigned* const fl = static_cast<unsigned*>(ws->fl_ptr);
+        p.flag_sync = w.fl > 0 ? fl : nullptr;
+        unsigned* const items = w.fl > 0 ? fl + kFlagSyncBytes / sizeof(unsigned) : nullptr;
+        p.mask_flags = v11 && p.wm_split && !p.mw && mask_overlap() && w.fl > 0 ? items : nullptr;
+        p.prep_flags = v11 && p.wm && !p.wm_split && !p.mw && mask_fused_overlap() && w.fl > 0 && walk_blocks < sms
+                           ? items
+                           : nullptr;
+        p.flags_seq_major = walk_blocks > sms;
+    }
     // ssd_prep's blocks are latency-bound and the walk waits for the slowest: few heads per block
     // (short blocks) while the grid still fits one wave of two blocks per SM, else kPrepHeads.
     // Measured (H200, granite, us, 2 / 4 / 8 / 16 heads per block): 512 x 1 18.31 / 18.42 / 18.76 /
@@ -903,6 +964,8 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
         p.prep_heads = kPrepHeads;
         for (int hpb = 2; hpb < kPrepHeads; hpb *= 2)
             if (cs * prep_parts(p, NS, hpb) <= slots) { p.prep_heads = hpb; break; }
+        // beside the walk, items of 4 heads: the first chunk's are ready sooner
+        if (p.prep_flags) p.prep_heads = 4;
         if (forced_prep_heads()) p.prep_heads = forced_prep_heads();
     }
     const uintptr_t ba = reinterpret_cast<uintptr_t>(a.B.data), ca = reinterpret_cast<uintptr_t>(a.C.data);
@@ -919,7 +982,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.seg_begin[1] = p.nch;
     // the two-warpgroup walk (mw) has no look-ahead; the overlap form keeps one segment (its
     // flags are read by the walk of each head, and the look-ahead would read them too)
-    if (v11 && !p.mw && !p.mask_flags) plan_segments(p, (p.P + 63) / 64);
+    if (v11 && !p.mw && !walk_on_flags(p)) plan_segments(p, (p.P + 63) / 64);
 
     switch (NS) {
         case 32: return launch_ns<32>(p, PT, v11, stream);

@@ -67,10 +67,10 @@ struct wg1_layout {
 // computed by the walking warpgroup itself, 127.4 us at 4096 x 1 against 87.7.
 // kMw: a second warpgroup computes each chunk's masked M^T in shared memory (below) ahead of the
 // walk, instead of the walk reading ssd_mask's tiles. Only the first warpgroup walks.
-// kOvl (with !kMw): the overlap form of ssd_mask (p.mask_flags): the walk runs beside ssd_mask,
-// and a fifth warp issues every stage load, each once its chunk's flag is set and the walk has
-// freed the stage (a second mbarrier per stage), so neither the flag's round trip nor a late
-// chunk holds the walking warpgroup.
+// kOvl (with !kMw): an overlap form (walk_on_flags: ssd_mask or the fused prep runs beside the
+// walk): a fifth warp issues every stage load, each once its chunk's flags are set and the walk
+// has freed the stage (a second mbarrier per stage), so neither the flags' round trips nor a
+// late chunk hold the walking warpgroup; the call's last block counts the call complete.
 template <bool kMw, bool kOvl>
 __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kOvl ? kWgThreads + 32 : kWgThreads, 1)
     ssd_walk_wg1(const __grid_constant__ ssd_params p) {
@@ -162,15 +162,30 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kOvl ? kWgThreads + 32 
     if (sg == 0 && wgi == 0) add_slot_state(1.f);
     __syncthreads();   // mbarriers initialised (the last barrier of the whole block: then the
                        // warpgroups part, and the walk synchronizes with wg_sync)
+    // kOvl: this call's number, which the flags of its items hold once they are written
+    const unsigned call = kOvl ? ld_acquire_gpu(p.flag_sync) + 1 : 0u;
     if constexpr (kOvl) {
-        if (wgi == 1) {   // the loader warp (ssd_mask released this grid after ssd_prep completed)
+        if (wgi == 1) {   // the loader warp: nothing of what it loads is waited for otherwise
             if (threadIdx.x == issuer) {
+                auto wait_flag = [&](const unsigned* fl) {
+                    while (ld_acquire_gpu(fl) != call) __nanosleep(64);
+                };
+                // the fused prep's items: this head's part (tables, masks) and the group's first
+                // part (the B^T/C tile)
+                const int zh = part_of_head(p, h, p.prep_heads), z0 = g * parts_per_group(p.H, p.G, p.prep_heads);
+                const int parts = p.G * parts_per_group(p.H, p.G, p.prep_heads);
                 for (int u = 0; u < nu; ++u) {
                     if (u >= LY::stages) mbar_wait(&bars[LY::stages + u % LY::stages], unsigned(u / LY::stages - 1) & 1u);
                     issue_x(u);
-                    const unsigned* fl = p.mask_flags + ((size_t)q * p.H + h) * p.nch + chunk_of(u);
-                    while (ld_acquire_gpu(fl) == 0u) __nanosleep(64);
-                    fence_proxy_async_global();   // the bulk copies below read what ssd_mask wrote
+                    const int c = chunk_of(u);
+                    if (p.mask_flags) {
+                        wait_flag(p.mask_flags + ((size_t)q * p.H + h) * p.nch + c);
+                    } else {
+                        const unsigned* fl = p.prep_flags + ((size_t)q * p.nch + c) * parts;
+                        wait_flag(fl + zh);
+                        if (z0 != zh) wait_flag(fl + z0);
+                    }
+                    fence_proxy_async_global();   // the bulk copies below read what the flags cover
                     issue_dep(u);
                 }
             }
@@ -526,6 +541,16 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kOvl ? kWgThreads + 32 
             }
         }
     if (threadIdx.x == 0) bulk_wait_all();   // the y stores are done before the block (and its shared memory) ends
+    if constexpr (kOvl) {   // the call's last block counts it complete (ssd_params::flag_sync)
+        if (threadIdx.x == 0) {
+            __threadfence();
+            if (atomicAdd(p.flag_sync + 1, 1u) == gridDim.x * gridDim.y * gridDim.z - 1) {
+                p.flag_sync[1] = 0;
+                __threadfence();
+                st_release_gpu(p.flag_sync, call);
+            }
+        }
+    }
 }
 
 template <bool kMw, bool kOvl>
@@ -555,7 +580,7 @@ bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
 
 bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
     if (p.mw) return launch_wg1<true, false>(p, stream);
-    return p.mask_flags ? launch_wg1<false, true>(p, stream) : launch_wg1<false, false>(p, stream);
+    return walk_on_flags(p) ? launch_wg1<false, true>(p, stream) : launch_wg1<false, false>(p, stream);
 }
 
 }  // namespace ssmkit::cuda::ssd

@@ -81,11 +81,40 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
     int seg_begin[kMaxSegs + 1];
     bool cb_lo;     // v8: ssd_prep keeps the rounding error of C B^T's diagonal blocks (fp16
                     // lo halves in the tile's unused upper triangle and padding), the walk adds it
-    // v11 with ssd_mask, overlap form: [q][h][chunk], 1 once ssd_mask's tile of (q, h, chunk) is
-    // written (zeroed by ssd_prep); the walk then waits on these instead of on ssd_mask's end
-    unsigned* mask_flags;
-    bool mask_seq_major;   // overlap form: ssd_mask takes all chunks of a sequence before the next
+    // The overlap forms (the v11 walk beside the kernel that writes its inputs, on per-item
+    // flags instead of griddepcontrol.wait). A flag holds the number of the call that set it:
+    // flag_sync[0] is the number of calls completed (the walk's last block counts them, in
+    // flag_sync[1]), so this call's items are done when their flag equals flag_sync[0] + 1; no
+    // kernel has to clear flags between calls, and a graph replays correctly.
+    unsigned* mask_flags;   // ssd_mask beside the walk: [q][h][chunk], the masked tile is written
+    unsigned* prep_flags;   // the fused prep beside the walk: [q][chunk][part], the item is done
+    unsigned* flag_sync;    // [0] calls completed, [1] walk blocks finished in this call
+    bool flags_seq_major;   // items taken sequence by sequence (else chunk by chunk over all)
 };
+
+// One of the overlap forms is on (the walk waits on flags).
+__host__ __device__ inline bool walk_on_flags(const ssd_params& p) { return p.mask_flags || p.prep_flags; }
+
+// A group's heads in parts of at most hpb (ssd_mask's and the v10 prep's blocks): part z of the
+// grid is part z % parts_per_group of group z / parts_per_group, heads [h0, h0 + nh).
+struct head_part {
+    int g, part, h0, nh;
+};
+__host__ __device__ inline int parts_per_group(int H, int G, int hpb) {
+    const int hpg = H / G, b = hpb < hpg ? hpb : hpg;
+    return (hpg + b - 1) / b;
+}
+__device__ __forceinline__ head_part group_part(const ssd_params& p, int z, int hpb) {
+    const int hpg = p.H / p.G, b = min(hpb, hpg);
+    const int ppg = parts_per_group(p.H, p.G, hpb);
+    const int g = z / ppg, part = z % ppg;
+    return {g, part, g * hpg + part * b, min(b, hpg - part * b)};
+}
+// The part that holds head h.
+__device__ __forceinline__ int part_of_head(const ssd_params& p, int h, int hpb) {
+    const int hpg = p.H / p.G, b = min(hpb, hpg), g = h / hpg;
+    return g * parts_per_group(p.H, p.G, hpb) + (h - g * hpg) / b;
+}
 
 // ns since an arbitrary epoch, the same on every SM (diagnostic timelines: SSMKIT_SSD_TRACE)
 __device__ __forceinline__ unsigned long long globaltimer_ns() {
