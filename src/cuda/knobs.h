@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace ssmkit::cuda {
 
@@ -27,6 +28,12 @@ inline bool knob_is(const char* name, const char* value) {
 inline bool knob_unset(const char* name) {
     const char* e = std::getenv(name);
     return !e || !*e;
+}
+
+// The variable's value, "" when it is unset.
+inline std::string knob_str(const char* name) {
+    const char* e = std::getenv(name);
+    return e ? std::string(e) : std::string();
 }
 
 }  // namespace ssmkit::cuda

@@ -526,12 +526,20 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep_beside(const __grid_con
 
 int pick_ns(int64_t N) { return N <= 32 ? 32 : N <= 64 ? 64 : N <= 128 ? 128 : 0; }
 
+// The two knobs that name a form (SSMKIT_SSD_WALK, SSMKIT_SSD_MASK), each read once; "" when
+// unset or empty (the default choice).
+bool walk_knob_is(const char* v) {
+    static const std::string k = ssmkit::cuda::knob_str("SSMKIT_SSD_WALK");
+    return k == v;
+}
+bool mask_knob_is(const char* v) {
+    static const std::string k = ssmkit::cuda::knob_str("SSMKIT_SSD_MASK");
+    return k == v;
+}
+
 // Measurement knob: SSMKIT_SSD_WALK=v6 selects the walk that computes the masked C B^T blocks
 // itself (the previous variant) instead of reading C B^T from ssd_prep.
-bool walk_v6() {
-    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_WALK", "v6");
-    return v;
-}
+bool walk_v6() { return walk_knob_is("v6"); }
 
 // Measurement knob: SSMKIT_SSD_TILE=32 or 64 forces the head_dim tile where the shape allows it.
 int forced_tile() {
@@ -550,11 +558,7 @@ int forced_prep_heads() {
 // gives them their own launch (ssd_mask) with SSMKIT_SSD_MASK_HEADS (1, 2, 4, 8, 16; 4) heads per
 // block. Measured with v11 (H200, granite, same call, us, fused / split): 512 x 1 20.28 / 19.18,
 // 4096 x 1 88.82 / 86.11, 512 x 8 68.72 / 66.78.
-bool mask_fused() {
-    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused") ||
-                          ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused-overlap");
-    return v;
-}
+bool mask_fused() { return mask_knob_is("fused") || mask_knob_is("fused-overlap"); }
 // Where v11's masks come from. SSMKIT_SSD_MASK=walk: a second warpgroup of the walk computes
 // them (p.mw); =split: ssd_mask, a launch of its own; =fused: ssd_prep. Unset: the walk's when
 // the walk's blocks fill the SMs, else ssd_mask. Measured (H200, granite, same call, us, walk /
@@ -564,35 +568,24 @@ bool mask_fused() {
 // with many, ssd_mask's 14-15 us launch weighs more.
 // SSMKIT_SSD_MASK=walkcb: the walk's producer masks ssd_prep's fp32 C B^T instead of computing
 // it (measured: 89.20 / 60.79 us at 4096 x 1 / 512 x 8 against walk's 60.31 and ssd_mask's 88.71).
-bool mask_walkcb() {
-    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walkcb");
-    return v;
-}
+bool mask_walkcb() { return mask_knob_is("walkcb"); }
 // SSMKIT_SSD_MASK=overlap: ssd_mask as a grid of one block per SM taking the chunks in order, and
 // the walk waiting on per-chunk flags instead of on ssd_mask's end, so the walk runs beside it
 // (predicted at granite 4096 x 1: ~12 of ssd_mask's 14.5 us off the critical path).
-bool mask_overlap() {
-    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "overlap");
-    return v;
-}
+bool mask_overlap() { return mask_knob_is("overlap"); }
 // SSMKIT_SSD_MASK=fused-overlap: the fused prep (masks in ssd_prep's v10 items) beside the walk
 // on per-item flags (ssd_prep_beside), when the walk's blocks leave SMs free for it; else the
 // fused prep before the walk. Predicted at granite 4096 x 1: the walk starts after the first
 // chunk's items (~4 us) instead of after ssd_prep and ssd_mask (~10 us in the overlap form).
-bool mask_fused_overlap() {
-    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "fused-overlap");
-    return v;
-}
+bool mask_fused_overlap() { return mask_knob_is("fused-overlap"); }
 // SSMKIT_SSD_CB_LO=1: v8 keeps the rounding error of C B^T's diagonal blocks (store_cb_diag_block).
 bool cb_keep_lo() {
     static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_CB_LO", 0) != 0;
     return v;
 }
 bool v11_masks_in_walk(const ssmkit::scan_shape& sh) {
-    static const bool walk = ssmkit::cuda::knob_is("SSMKIT_SSD_MASK", "walk") || mask_walkcb();
-    static const bool unset = ssmkit::cuda::knob_unset("SSMKIT_SSD_MASK");
-    if (walk) return true;
-    if (!unset) return false;
+    if (mask_knob_is("walk") || mask_walkcb()) return true;
+    if (!mask_knob_is("")) return false;
     const int64_t blocks = (sh.head_dim + 63) / 64 * sh.n_head * sh.n_seqs;
     return blocks >= ssmkit::cuda::info_for_current_device().sm_count;
 }
@@ -604,25 +597,16 @@ int forced_mask_heads() {
 // Measurement knob: SSMKIT_SSD_WALK=v9 runs the wgmma walk (d_state 128, tiles of 32 and 64,
 // sm_90a code) instead of the mma.sync walk (v8). Correct (gpu-check tests it) but slower so far:
 // docs/perf-ssd-notes.md, sixth session.
-bool walk_v9() {
-    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_WALK", "v9");
-    return v;
-}
+bool walk_v9() { return walk_knob_is("v9"); }
 
 // Measurement knob: SSMKIT_SSD_WALK=v10 runs the v10 walk (v9's wgmma for C S_in and the state
 // update, plus y's masked part M x as one more wgmma chain on a per-head masked C B^T tile that
 // ssd_prep writes; same shapes as v9).
-bool walk_v10() {
-    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_WALK", "v10");
-    return v;
-}
+bool walk_v10() { return walk_knob_is("v10"); }
 
 // Measurement knob: SSMKIT_SSD_WALK=v11 runs the one-warpgroup walk (scan_ssd_wg1.cu) where it
 // applies (wg1_shape, sm_90a code, x through TMA), after the v10 form of ssd_prep.
-bool walk_v11() {
-    static const bool v = ssmkit::cuda::knob_is("SSMKIT_SSD_WALK", "v11");
-    return v;
-}
+bool walk_v11() { return walk_knob_is("v11"); }
 bool wg1_shape(const ssmkit::scan_shape& sh, int NS) { return NS == 128 && sh.n_keep == 1; }
 // SSMKIT_SSD_WALK unset or empty: the default choice, v11 where it applies to whole tiles of 64
 // columns (head_dim % 64 == 0; Nemotron-H's 80 keeps the v6 walk) and the sequences hold at
@@ -631,10 +615,7 @@ bool wg1_shape(const ssmkit::scan_shape& sh, int NS) { return NS == 128 && sh.n_
 // has fewer blocks (one per head) and three launches, so its fixed cost is higher. The
 // crossover lies between 8 and 64 chunks; 16 is a guess inside that bracket, not a measurement.
 // SSMKIT_SSD_WALK=v8 keeps v8 (or v6) everywhere, =v11 forces v11 wherever wg1_shape holds.
-bool walk_default() {
-    static const bool v = ssmkit::cuda::knob_unset("SSMKIT_SSD_WALK");
-    return v;
-}
+bool walk_default() { return walk_knob_is(""); }
 // v11 splits each sequence into segments walked side by side when its blocks leave SMs idle
 // (granite 4096 x 1: 48 blocks on 132 SMs, each a 64-chunk latency chain). A segment after the
 // first first sums the state at its start without a chain (the look-ahead, ~r of a walked chunk's
