@@ -24,13 +24,7 @@ inline bool knob_is(const char* name, const char* value) {
     return e && std::strcmp(e, value) == 0;
 }
 
-// Whether the variable is unset or empty (the default choice).
-inline bool knob_unset(const char* name) {
-    const char* e = std::getenv(name);
-    return !e || !*e;
-}
-
-// The variable's value, "" when it is unset.
+// The variable's value, "" when it is unset (empty or unset: the default choice).
 inline std::string knob_str(const char* name) {
     const char* e = std::getenv(name);
     return e ? std::string(e) : std::string();
