@@ -501,25 +501,24 @@ __global__ void __launch_bounds__(kMaskThreads) ssd_mask(const __grid_constant__
 // an SM with a walk block (207 KB), so the grid leaves at least the walk's blocks' worth of SMs
 // free (blocks are placed breadth-first); and since these blocks wait for nothing of the walk,
 // the walk's blocks only ever wait for running blocks.
-template <int NS>
+// (d_state 128 only: v11's.)
 __global__ void __launch_bounds__(kPrepThreads) ssd_prep_beside(const __grid_constant__ ssd_params p) {
-    if constexpr (NS == 128) {
-        __shared__ __align__(16) __half sbc[2 * kL * bc_ld<NS>()];
-        __shared__ float sdt[kL][kPrepHeads];
-        __shared__ float sdec[kPrepHeads][3][kL];
-        ssmkit::cuda::pdl_begin();
-        const unsigned call = ld_acquire_gpu(p.flag_sync) + 1;
-        const int parts = p.G * parts_per_group(p.H, p.G, p.prep_heads);
-        const long long items = (long long)parts * p.S * p.nch;
-        for (long long i = blockIdx.x; i < items; i += gridDim.x) {
-            int c, q, z;
-            flagged_item(p, i, parts, c, q, z);
-            prep_wm<NS>(p, c, q, z, sbc, sdt, sdec);
-            __syncthreads();   // every store of the item is done, and the buffers are free again
-            if (threadIdx.x == 0) {
-                __threadfence();
-                st_release_gpu(p.prep_flags + ((size_t)q * p.nch + c) * parts + z, call);
-            }
+    constexpr int NS = 128;
+    __shared__ __align__(16) __half sbc[2 * kL * bc_ld<NS>()];
+    __shared__ float sdt[kL][kPrepHeads];
+    __shared__ float sdec[kPrepHeads][3][kL];
+    ssmkit::cuda::pdl_begin();
+    const unsigned call = ld_acquire_gpu(p.flag_sync) + 1;
+    const int parts = p.G * parts_per_group(p.H, p.G, p.prep_heads);
+    const long long items = (long long)parts * p.S * p.nch;
+    for (long long i = blockIdx.x; i < items; i += gridDim.x) {
+        int c, q, z;
+        flagged_item(p, i, parts, c, q, z);
+        prep_wm<NS>(p, c, q, z, sbc, sdt, sdec);
+        __syncthreads();   // every store of the item is done, and the buffers are free again
+        if (threadIdx.x == 0) {
+            __threadfence();
+            st_release_gpu(p.prep_flags + ((size_t)q * p.nch + c) * parts + z, call);
         }
     }
 }
@@ -583,11 +582,12 @@ bool cb_keep_lo() {
     static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_CB_LO", 0) != 0;
     return v;
 }
+// Blocks of a walk with head_dim tiles of 64 (v11's grid): one per tile, head and sequence.
+int64_t blocks_of_64(int64_t head_dim, int64_t heads, int64_t seqs) { return (head_dim + 63) / 64 * heads * seqs; }
 bool v11_masks_in_walk(const ssmkit::scan_shape& sh) {
     if (mask_knob_is("walk") || mask_walkcb()) return true;
     if (!mask_knob_is("")) return false;
-    const int64_t blocks = (sh.head_dim + 63) / 64 * sh.n_head * sh.n_seqs;
-    return blocks >= ssmkit::cuda::info_for_current_device().sm_count;
+    return blocks_of_64(sh.head_dim, sh.n_head, sh.n_seqs) >= ssmkit::cuda::info_for_current_device().sm_count;
 }
 int forced_mask_heads() {
     static const int v = ssmkit::cuda::knob_int("SSMKIT_SSD_MASK_HEADS", 0);
@@ -660,7 +660,7 @@ int pick_pt(const ssmkit::scan_shape& sh) {
     // Each block walks its chunks serially, so blocks are what fills the GPU: halve the tile
     // when whole-head tiles would leave SMs idle (measured: granite 512 x 1, 25.7 vs 31.7 us).
     const int sms = ssmkit::cuda::info_for_current_device().sm_count;
-    const int64_t blocks64 = (P + 63) / 64 * sh.n_head * sh.n_seqs;
+    const int64_t blocks64 = blocks_of_64(P, sh.n_head, sh.n_seqs);
     if (P % 32 == 0 && blocks64 < sms) return 32;
     return 64;
 }
@@ -746,11 +746,10 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
     cudaLaunchAttribute attr;
     if (p.prep_flags) {   // the fused prep beside the walk: a grid that leaves the walk's SMs free
         const long long items = (long long)prep_parts(p, NS, p.prep_heads) * p.S * p.nch;
-        const long long walk_blocks = (long long)((p.P + 63) / 64) * p.H * p.S;
-        const long long free_sms = sms - walk_blocks;   // > 0 (ssd_scan_launch)
+        const long long free_sms = sms - blocks_of_64(p.P, p.H, p.S);   // > 0 (ssd_scan_launch)
         const dim3 pg(unsigned(items < free_sms ? items : free_sms));
         const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), 0, stream, &attr);
-        if (cudaLaunchKernelEx(&cfg, ssd_prep_beside<NS>, p) != cudaSuccess) {
+        if (cudaLaunchKernelEx(&cfg, ssd_prep_beside, p) != cudaSuccess) {
             (void)cudaGetLastError();
             return false;
         }
@@ -924,7 +923,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     // The overlap forms (one segment: each walk block reads every flag of its chunks). The fused
     // prep beside the walk needs SMs the walk leaves free; without them it runs before the walk.
     {
-        const int64_t walk_blocks = (sh.head_dim + 63) / 64 * sh.n_head * sh.n_seqs;
+        const int64_t walk_blocks = blocks_of_64(sh.head_dim, sh.n_head, sh.n_seqs);
         const int64_t sms = ssmkit::cuda::info_for_current_device().sm_count;
         unsigned* const fl = static_cast<unsigned*>(ws->fl_ptr);
         p.flag_sync = w.fl > 0 ? fl : nullptr;
@@ -943,10 +942,10 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     {
         const int64_t slots = 2 * int64_t(ssmkit::cuda::info_for_current_device().sm_count), cs = int64_t(p.nch) * p.S;
         p.prep_heads = kPrepHeads;
-        for (int hpb = 2; hpb < kPrepHeads; hpb *= 2)
-            if (cs * prep_parts(p, NS, hpb) <= slots) { p.prep_heads = hpb; break; }
-        // beside the walk, items of 4 heads: the first chunk's are ready sooner
-        if (p.prep_flags) p.prep_heads = 4;
+        if (p.prep_flags) p.prep_heads = 4;   // beside the walk: small items, the first chunk's ready sooner
+        else
+            for (int hpb = 2; hpb < kPrepHeads; hpb *= 2)
+                if (cs * prep_parts(p, NS, hpb) <= slots) { p.prep_heads = hpb; break; }
         if (forced_prep_heads()) p.prep_heads = forced_prep_heads();
     }
     const uintptr_t ba = reinterpret_cast<uintptr_t>(a.B.data), ca = reinterpret_cast<uintptr_t>(a.C.data);

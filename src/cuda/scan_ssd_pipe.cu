@@ -662,11 +662,12 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
             {
                 const float* L = F + dct::kDiag;
                 const int ta = r0 + gr, tb = ta + 8;
-                auto scale2 = [](uint32_t r, float2 w) {
-                    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&r));
+                auto h2f = [](uint32_t r) { return __half22float2(*reinterpret_cast<const __half2*>(&r)); };
+                auto scale2f = [](float2 f, float2 w) {   // f w, rounded to fp16 once
                     const __half2 o2 = __floats2half2_rn(f.x * w.x, f.y * w.y);
                     return *reinterpret_cast<const uint32_t*>(&o2);
                 };
+                auto scale2 = [&](uint32_t r, float2 w) { return scale2f(h2f(r), w); };
                 if constexpr (LO) {
                     // lo of s < t through .trans from [s][t] (matrix 2 holds a1's, matrix 1 none);
                     // on the diagonal (lane qd = gr / 2, element gr & 1) from the padding column
@@ -678,14 +679,9 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
                         lo[0] = (lo[0] & keep) | (uint32_t(__half_as_ushort(CB[ta * kCbLd + kL])) << sh);
                         lo[3] = (lo[3] & keep) | (uint32_t(__half_as_ushort(CB[tb * kCbLd + kL])) << sh);
                     }
-                    auto add_lo = [](uint32_t h, uint32_t l) {   // hi + lo, then scale2 rounds once
-                        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h));
-                        const float2 g = __half22float2(*reinterpret_cast<const __half2*>(&l));
+                    auto add_lo = [&](uint32_t h, uint32_t l) {   // hi + lo in fp32
+                        const float2 f = h2f(h), g = h2f(l);
                         return make_float2(f.x + g.x, f.y + g.y);
-                    };
-                    auto scale2f = [](float2 f, float2 w) {
-                        const __half2 o2 = __floats2half2_rn(f.x * w.x, f.y * w.y);
-                        return *reinterpret_cast<const uint32_t*>(&o2);
                     };
                     a[0] = scale2f(add_lo(a[0], lo[0]), *reinterpret_cast<const float2*>(L + ta * 16 + 2 * qd));
                     a[1] = scale2f(add_lo(a[1], lo[1]), *reinterpret_cast<const float2*>(L + tb * 16 + 2 * qd));
