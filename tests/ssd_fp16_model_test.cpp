@@ -1,6 +1,6 @@
 // The CPU model of the chunked scan's fp16 arithmetic (tools/common/ssd_fp16_model.h): the chunk
-// algorithm exact when nothing is rounded (not even to fp32), and its rounding visible but bounded
-// when everything is.
+// algorithm exact when nothing is rounded (not even to fp32), kept states included, and its rounding
+// visible but bounded when everything is.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,6 +24,7 @@ scan_case small_case(std::mt19937_64& rng) {
     sc.n_group = pick(1, 2);
     sc.n_head = sc.n_group * pick(1, 2);
     sc.n_t = pick(1, 150);
+    sc.n_keep = pick(0, 1) ? 1 : pick(2, 5);   // kept states, some beyond n_t (the initial state)
     sc.n_seqs = pick(1, 3);
     sc.n_slots = sc.n_seqs + pick(0, 2);
     sc.fused_xbc = pick(0, 1);
@@ -63,7 +64,9 @@ TEST(SsdFp16Model, Fp16RoundingShowsButStaysNearTheBound) {
 
 TEST(SsdFp16Model, RefusesWhatItDoesNotModel) {
     scan_case sc;
-    sc.n_keep = 2;
+    sc.mamba1 = true;
+    sc.d_state = 16;
+    sc.head_dim = 1;
     sc.n_t = 4;
     const auto in = make_scan_inputs(sc, 1);
     EXPECT_THROW(fp16_model_scan(sc, in, fp16_rounding{}), error);

@@ -77,9 +77,10 @@ __device__ __forceinline__ float4 load_bc4(const ssd_params& p, int q, int g, in
 // fp32 accumulation, stored as fp16 without decay: computing it once here replaces 160 mma per
 // chunk in every walk block (48 per group for granite).
 // The chunk's B and C (group g) rounded to fp16 into sbc, rows padded to bc_ld (B rows then C
-// rows); the caller synchronizes before reading it.
+// rows), and when lo is given their rounding errors times kCbSplitScale into lo (same layout);
+// the caller synchronizes before reading them.
 template <int NS>
-__device__ __forceinline__ void load_bc_tile(const ssd_params& p, int c, int q, int g, __half* sbc) {
+__device__ __forceinline__ void load_bc_tile(const ssd_params& p, int c, int q, int g, __half* sbc, __half* lo) {
     constexpr int ld = bc_ld<NS>();
     constexpr int kPerThread = 2 * kL * (NS / 4) / kPrepThreads;
     static_assert(kPerThread >= 1, "d_state >= 32");
@@ -96,8 +97,15 @@ __device__ __forceinline__ void load_bc_tile(const ssd_params& p, int c, int q, 
         const int i = threadIdx.x + u * kPrepThreads;
         const int n = (i % (NS / 4)) * 4, r = i / (NS / 4);
         __half2* d = reinterpret_cast<__half2*>(sbc + r * ld + n);
-        d[0] = __floats2half2_rn(v[u].x, v[u].y);
-        d[1] = __floats2half2_rn(v[u].z, v[u].w);
+        const __half2 h0 = __floats2half2_rn(v[u].x, v[u].y), h1 = __floats2half2_rn(v[u].z, v[u].w);
+        d[0] = h0;
+        d[1] = h1;
+        if (lo) {   // block-uniform; v - fp16(v) is exact in fp32
+            const float2 f0 = __half22float2(h0), f1 = __half22float2(h1);
+            __half2* l = reinterpret_cast<__half2*>(lo + r * ld + n);
+            l[0] = __floats2half2_rn((v[u].x - f0.x) * kCbSplitScale, (v[u].y - f0.y) * kCbSplitScale);
+            l[1] = __floats2half2_rn((v[u].z - f1.x) * kCbSplitScale, (v[u].w - f1.y) * kCbSplitScale);
+        }
     }
 }
 
@@ -149,10 +157,11 @@ __device__ __forceinline__ void store_cb_diag_block(__half* dst, const float (&a
         }
 }
 
+// sbc_lo: the lo tile's shared memory (dynamic, present when p.cb_split)
 template <int NS, bool kExt>
-__device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
+__device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc, __half* sbc_lo) {
     constexpr int ld = bc_ld<NS>();
-    load_bc_tile<NS>(p, c, q, g, sbc);
+    load_bc_tile<NS>(p, c, q, g, sbc, p.cb_split ? sbc_lo : nullptr);
     __syncthreads();
     PREP_TL(0);
     if (p.wg) {
@@ -171,7 +180,8 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc) {
         int rg, jj;
         cb_block_pos(blk, rg, jj);
         float acc[2][4];
-        cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
+        if (p.cb_split) cb_block_split<NS>(acc, sbc, sbc + kL * ld, sbc_lo, sbc_lo + kL * ld, ld, rg, jj, lane);
+        else cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
         if (p.wm_split) {   // fp32, as the fragments ssd_mask works on
             float4* f = reinterpret_cast<float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (blk * 32 + lane) * 2;
             f[0] = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
@@ -283,7 +293,7 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, f
     const int g = hp.g, part = hp.part, h0 = hp.h0, nh = hp.nh;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     constexpr int ld = bc_ld<NS>();
-    load_bc_tile<NS>(p, c, q, g, sbc);
+    load_bc_tile<NS>(p, c, q, g, sbc, nullptr);   // fp16 operands alone (no cb_split in these forms)
     load_dt(p, c, q, h0, nh, sdt);
     __syncthreads();
     PREP_TL(0);
@@ -329,7 +339,8 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
     }
     const int ncb = prep_cb_blocks(p.G, p.cb_pre);
     if (int(blockIdx.z) < ncb) {
-        prep_cb<NS, kExt>(p, c, q, int(blockIdx.z), sbc);
+        extern __shared__ __align__(16) __half sbc_lo[];   // bc_tile_halves<NS>() with p.cb_split, else none
+        prep_cb<NS, kExt>(p, c, q, int(blockIdx.z), sbc, sbc_lo);
         return;
     }
     const int nbc = ncb + prep_bc_blocks(p.G, NS, p.cb_pre);
@@ -578,6 +589,12 @@ bool mask_overlap() { return mask_knob_is("overlap"); }
 // chunk's items (~4 us) instead of after ssd_prep and ssd_mask (~10 us in the overlap form).
 bool mask_fused_overlap() { return mask_knob_is("fused-overlap"); }
 // SSMKIT_SSD_CB_LO=1: v8 keeps the rounding error of C B^T's diagonal blocks (store_cb_diag_block).
+// SSMKIT_SSD_CB_SPLIT=0: ssd_prep's C B^T from fp16 B and C alone (the previous form, one
+// product instead of three; see cb_block_split).
+bool cb_split() {
+    static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_CB_SPLIT", 1) != 0;
+    return v;
+}
 bool cb_keep_lo() {
     static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_CB_LO", 0) != 0;
     return v;
@@ -738,6 +755,15 @@ int prep_parts(const ssd_params& p, int NS, int hpb) {
     return prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, hpb);
 }
 
+// Raises fn's dynamic shared memory limit to bytes (static + dynamic may pass 48 KB only so);
+// false when the device refuses.
+template <typename Kernel>
+bool allow_dynamic_smem(Kernel fn, size_t bytes) {
+    if (cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) == cudaSuccess) return true;
+    (void)cudaGetLastError();
+    return false;
+}
+
 // ssd_prep, then the walk (scan_ssd_pipe.cu), which waits on ssd_prep's outputs through
 // programmatic dependent launch. Capturable: no host synchronization, no allocation.
 template <int NS>
@@ -755,8 +781,11 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
         }
     } else {
         const dim3 pg(unsigned(p.nch), unsigned(p.S), unsigned(prep_parts(p, NS, p.prep_heads)));
-        const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), 0, stream, &attr);
-        if (cudaLaunchKernelEx(&cfg, p.cb_lo ? ssd_prep<NS, true> : ssd_prep<NS, false>, p) != cudaSuccess) {
+        const size_t lo_bytes = p.cb_split ? bc_tile_halves<NS>() * sizeof(__half) : 0;
+        const auto prep = p.cb_lo ? ssd_prep<NS, true> : ssd_prep<NS, false>;
+        if (lo_bytes && !allow_dynamic_smem(prep, lo_bytes)) return false;
+        const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), lo_bytes, stream, &attr);
+        if (cudaLaunchKernelEx(&cfg, prep, p) != cudaSuccess) {
             (void)cudaGetLastError();
             return false;
         }
@@ -920,6 +949,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.mask_heads = forced_mask_heads() ? forced_mask_heads() : 4;
     p.cbf32 = reinterpret_cast<float*>(p.cb16);
     p.cb_lo = p.cb_pre && !p.wg && cb_keep_lo();   // v8 (the v9 walk does not read them)
+    p.cb_split = p.cb_pre && cb_split();
     // The overlap forms (one segment: each walk block reads every flag of its chunks). The fused
     // prep beside the walk needs SMs the walk leaves free; without them it runs before the walk.
     {

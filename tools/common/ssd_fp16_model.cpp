@@ -20,13 +20,14 @@ constexpr int64_t kChunk = 64;
 
 }  // namespace
 
-bool fp16_model_supports(const scan_case& sc) { return !sc.mamba1 && sc.n_keep == 1; }
+bool fp16_model_supports(const scan_case& sc) { return !sc.mamba1; }
 
 std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, const fp16_rounding& r) {
-    if (!fp16_model_supports(sc)) throw error("fp16 model: only Mamba-2 scans with K = 1, got " + sc.name());
+    if (!fp16_model_supports(sc)) throw error("fp16 model: only Mamba-2 scans, got " + sc.name());
     const int64_t N = sc.d_state, P = sc.head_dim, H = sc.n_head, G = sc.n_group, T = sc.n_t, S = sc.n_seqs;
-    const int64_t y_elements = P * H * T * S;
-    std::vector<float> out(size_t(y_elements + N * P * H * S), 0.f);
+    const int64_t K = sc.n_keep;
+    const int64_t y_elements = P * H * T * S, state_elements = N * P * H * S;
+    std::vector<float> out(size_t(y_elements + K * state_elements), 0.f);
     for (int64_t q = 0; q < S; ++q) {
         const int32_t slot = *reinterpret_cast<const int32_t*>(static_cast<const char*>(in.ids.view.data) + q * in.ids.view.nb[0]);
         for (int64_t h = 0; h < H; ++h) {
@@ -35,6 +36,13 @@ std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, c
             std::vector<double> st(size_t(N * P));   // [n][p]
             for (int64_t n = 0; n < N; ++n)
                 for (int64_t p = 0; p < P; ++p) st[n * P + p] = at(in.s.view, n, p, h, slot);
+            // kept block k holds the state after token T-1-k, or the initial state when k >= T
+            auto store_state = [&](int64_t k, const std::vector<double>& v) {
+                for (int64_t n = 0; n < N; ++n)
+                    for (int64_t p = 0; p < P; ++p)
+                        out[y_elements + k * state_elements + ((q * H + h) * P + p) * N + n] = float(v[n * P + p]);
+            };
+            for (int64_t k = T; k < K; ++k) store_state(k, st);
             for (int64_t t0 = 0; t0 < T; t0 += kChunk) {
                 const int64_t L = std::min(kChunk, T - t0);
                 // fp32 like the kernels (unless r.f32 is off): softplus, the in-chunk cumulative sum of dt * A
@@ -46,12 +54,16 @@ std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, c
                     c = round32(c + round32(delta[i] * A, r.f32), r.f32);
                     cum[i] = c;
                 }
-                // the chunk's operands, each rounded once: B, C [token][n], x and x w [token][p], S_in [n][p]
-                std::vector<double> Br(size_t(L * N)), Cr(size_t(L * N)), xr(size_t(L * P)), xw(size_t(L * P)), Sr(size_t(N * P));
+                // the chunk's operands, each rounded once: B (as in C B^T and in the state update), C (as in C B^T
+                // and in C S_in) [token][n], x and x w [token][p], S_in [n][p]
+                std::vector<double> Br(size_t(L * N)), Bs(size_t(L * N)), Cr(size_t(L * N)), Cs(size_t(L * N)), xr(size_t(L * P)),
+                    xw(size_t(L * P)), Sr(size_t(N * P));
                 for (int64_t i = 0; i < L; ++i) {
                     for (int64_t n = 0; n < N; ++n) {
                         Br[i * N + n] = round16(at(in.B.view, n, g, t0 + i, q), r.B);
+                        Bs[i * N + n] = round16(at(in.B.view, n, g, t0 + i, q), r.B_state);
                         Cr[i * N + n] = round16(at(in.C.view, n, g, t0 + i, q), r.C);
+                        Cs[i * N + n] = round16(at(in.C.view, n, g, t0 + i, q), r.C_state);
                     }
                     const double w = delta[i] * std::exp(round32(cum[L - 1] - cum[i], r.f32));
                     for (int64_t p = 0; p < P; ++p) {
@@ -71,22 +83,39 @@ std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, c
                     }
                     for (int64_t p = 0; p < P; ++p) {
                         double cs = 0;
-                        for (int64_t n = 0; n < N; ++n) cs += Cr[i * N + n] * Sr[n * P + p];
+                        for (int64_t n = 0; n < N; ++n) cs += Cs[i * N + n] * Sr[n * P + p];
                         double mx = 0;
                         for (int64_t j = 0; j <= i; ++j) mx += m[j] * xr[j * P + p];
                         out[((q * T + t0 + i) * H + h) * P + p] = float(round32(cs, r.f32) * std::exp(cum[i]) + mx);
                     }
                 }
+                // kept states inside the chunk: exp(cum_e) S_in (fp32) + B^T (x delta exp(cum_e - cum))
+                // with B and the weighted x as fp16 operands, like the final state
+                for (int64_t k = 1; k < K && k < T; ++k) {
+                    const int64_t e = T - 1 - k - t0;
+                    if (e < 0 || e >= L) continue;
+                    std::vector<double> kept(size_t(N * P));
+                    const double ee = std::exp(cum[e]);
+                    for (int64_t n = 0; n < N; ++n)
+                        for (int64_t p = 0; p < P; ++p) {
+                            double u = 0;
+                            for (int64_t j = 0; j <= e; ++j) {
+                                const double w = delta[j] * std::exp(round32(cum[e] - cum[j], r.f32));
+                                u += Bs[j * N + n] * round16(round32(at(in.x.view, p, h, t0 + j, q) * w, r.f32), r.xw);
+                            }
+                            kept[n * P + p] = round32(ee * st[n * P + p] + u, r.f32);
+                        }
+                    store_state(k, kept);
+                }
                 const double el = std::exp(cum[L - 1]);
                 for (int64_t n = 0; n < N; ++n)
                     for (int64_t p = 0; p < P; ++p) {
                         double u = 0;
-                        for (int64_t j = 0; j < L; ++j) u += Br[j * N + n] * xw[j * P + p];
+                        for (int64_t j = 0; j < L; ++j) u += Bs[j * N + n] * xw[j * P + p];
                         st[n * P + p] = round32(el * st[n * P + p] + u, r.f32);   // the state stays fp32
                     }
             }
-            for (int64_t n = 0; n < N; ++n)
-                for (int64_t p = 0; p < P; ++p) out[y_elements + ((q * H + h) * P + p) * N + n] = float(st[n * P + p]);
+            store_state(0, st);
         }
     }
     return out;

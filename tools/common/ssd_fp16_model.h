@@ -14,8 +14,10 @@ namespace ssmkit::harness {
 
 // Which operands are rounded to fp16 (all, as the v8 walk does, by default).
 struct fp16_rounding {
-    bool B = true;      // B in C B^T and in the state update
-    bool C = true;      // C in C B^T and in C S_in
+    bool B = true;      // B in C B^T
+    bool B_state = true;   // B in the state update (and the kept states)
+    bool C = true;      // C in C B^T
+    bool C_state = true;   // C in C S_in
     bool S = true;      // the incoming state in C S_in
     bool M = true;      // the masked, decayed C B^T (the operand multiplying x)
     bool x = true;      // x in M x
@@ -25,13 +27,13 @@ struct fp16_rounding {
     bool cb_diag = true;   // and on them (v8 unless SSMKIT_SSD_CB_LO=1 keeps their rounding error)
     bool f32 = true;    // what the kernels keep in fp32: dt's softplus and cumulative sum, the state,
                         // the stored products (off: all double, so the chunk algorithm itself is checked)
-    static fp16_rounding none() { return {false, false, false, false, false, false, false, false, false}; }
+    static fp16_rounding none() { return {false, false, false, false, false, false, false, false, false, false, false}; }
 };
 
-// True when the model handles the case: Mamba-2, one kept state.
+// True when the model handles the case: Mamba-2 (any number K of kept states).
 bool fp16_model_supports(const scan_case& sc);
 
-// The flat output (y, then the final state) of the modelled chunked scan. Throws
+// The flat output (y, then the K kept states) of the modelled chunked scan. Throws
 // ssmkit::error when !fp16_model_supports(sc).
 std::vector<float> fp16_model_scan(const scan_case& sc, const scan_inputs& in, const fp16_rounding& r);
 
