@@ -287,13 +287,13 @@ __device__ __forceinline__ void mask_heads(const ssd_params& p, int c, int q, in
 // swizzled A operand of the walk's M x wgmma. The walk then needs no decay work for y at all.
 // Every part recomputes C B^T (one mma pass, L2-resident inputs) so no block waits for another.
 template <int NS>
-__device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, float (*sdt)[kPrepHeads],
+__device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, __half* sbc_lo, float (*sdt)[kPrepHeads],
                         float (*sdec)[3][kL]) {
     const head_part hp = group_part(p, z, p.prep_heads);
     const int g = hp.g, part = hp.part, h0 = hp.h0, nh = hp.nh;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     constexpr int ld = bc_ld<NS>();
-    load_bc_tile<NS>(p, c, q, g, sbc, nullptr);   // fp16 operands alone (no cb_split in these forms)
+    load_bc_tile<NS>(p, c, q, g, sbc, p.cb_split ? sbc_lo : nullptr);
     load_dt(p, c, q, h0, nh, sdt);
     __syncthreads();
     PREP_TL(0);
@@ -303,7 +303,8 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, f
     int rg = 0, jj = 0;
     if (warp < 10) {
         cb_block_pos(warp, rg, jj);
-        cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
+        if (p.cb_split) cb_block_split<NS>(acc, sbc, sbc + kL * ld, sbc_lo, sbc_lo + kL * ld, ld, rg, jj, lane);
+        else cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
     }
     __syncthreads();   // sdec written
     PREP_TL(1);
@@ -329,17 +330,17 @@ __device__ __forceinline__ void ssd_prep_block(const ssd_params& p) {
     __shared__ __align__(16) __half sbc[2 * kL * bc_ld<NS>()];
     __shared__ float sdt[kL][kPrepHeads];        // raw dt: one 64-byte row of heads per token
     __shared__ float sdec[kPrepHeads][3][kL];    // cum, delta and the kWt weights of the block's heads
+    extern __shared__ __align__(16) __half sbc_lo[];   // bc_tile_halves<NS>() with p.cb_split, else none
     const int c = blockIdx.x, q = blockIdx.y;
     const int t0 = c * kL;
     if constexpr (NS == 128) {   // v10 handles d_state 128 only
         if (p.wm && !p.wm_split) {
-            prep_wm<NS>(p, c, q, int(blockIdx.z), sbc, sdt, sdec);
+            prep_wm<NS>(p, c, q, int(blockIdx.z), sbc, sbc_lo, sdt, sdec);
             return;
         }
     }
     const int ncb = prep_cb_blocks(p.G, p.cb_pre);
     if (int(blockIdx.z) < ncb) {
-        extern __shared__ __align__(16) __half sbc_lo[];   // bc_tile_halves<NS>() with p.cb_split, else none
         prep_cb<NS, kExt>(p, c, q, int(blockIdx.z), sbc, sbc_lo);
         return;
     }
@@ -518,6 +519,7 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep_beside(const __grid_con
     __shared__ __align__(16) __half sbc[2 * kL * bc_ld<NS>()];
     __shared__ float sdt[kL][kPrepHeads];
     __shared__ float sdec[kPrepHeads][3][kL];
+    extern __shared__ __align__(16) __half sbc_lo[];   // bc_tile_halves<NS>() with p.cb_split, else none
     ssmkit::cuda::pdl_begin();
     const unsigned call = ld_acquire_gpu(p.flag_sync) + 1;
     const int parts = p.G * parts_per_group(p.H, p.G, p.prep_heads);
@@ -525,7 +527,7 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep_beside(const __grid_con
     for (long long i = blockIdx.x; i < items; i += gridDim.x) {
         int c, q, z;
         flagged_item(p, i, parts, c, q, z);
-        prep_wm<NS>(p, c, q, z, sbc, sdt, sdec);
+        prep_wm<NS>(p, c, q, z, sbc, sbc_lo, sdt, sdec);
         __syncthreads();   // every store of the item is done, and the buffers are free again
         if (threadIdx.x == 0) {
             __threadfence();
@@ -563,15 +565,17 @@ int forced_prep_heads() {
     return v == 2 || v == 4 || v == 8 || v == 16 ? v : 0;
 }
 
+// Blocks of a walk with head_dim tiles of 64 (v11's grid): one per tile, head and sequence.
+int64_t blocks_of_64(int64_t head_dim, int64_t heads, int64_t seqs) { return (head_dim + 63) / 64 * heads * seqs; }
+
 // Measurement knobs for the v10/v11 prep: SSMKIT_SSD_MASK=fused keeps the masks in ssd_prep (one
 // block per chunk and part of a group's heads loads B/C, computes C B^T and masks); the default
 // gives them their own launch (ssd_mask) with SSMKIT_SSD_MASK_HEADS (1, 2, 4, 8, 16; 4) heads per
 // block. Measured with v11 (H200, granite, same call, us, fused / split): 512 x 1 20.28 / 19.18,
 // 4096 x 1 88.82 / 86.11, 512 x 8 68.72 / 66.78.
-bool mask_fused() { return mask_knob_is("fused") || mask_knob_is("fused-overlap"); }
 // Where v11's masks come from. SSMKIT_SSD_MASK=walk: a second warpgroup of the walk computes
 // them (p.mw); =split: ssd_mask, a launch of its own; =fused: ssd_prep. Unset: the walk's when
-// the walk's blocks fill the SMs, else ssd_mask. Measured (H200, granite, same call, us, walk /
+// the walk's blocks fill the SMs, else the fused prep beside the walk (v11_fused_overlap). Measured (H200, granite, same call, us, walk /
 // split): 512 x 8 (384 blocks) 58.61 / 72.29, 4096 x 1 (48 blocks) 90.54 / 88.28, 512 x 1 (v11
 // forced) 19.23 / 20.21. With few blocks the walk's chain sets the time, and the producer's
 // products on the same tensor cores lengthen it (ncu walk at 4096 x 1: 86.7 against 70 us);
@@ -585,9 +589,16 @@ bool mask_walkcb() { return mask_knob_is("walkcb"); }
 bool mask_overlap() { return mask_knob_is("overlap"); }
 // SSMKIT_SSD_MASK=fused-overlap: the fused prep (masks in ssd_prep's v10 items) beside the walk
 // on per-item flags (ssd_prep_beside), when the walk's blocks leave SMs free for it; else the
-// fused prep before the walk. Predicted at granite 4096 x 1: the walk starts after the first
-// chunk's items (~4 us) instead of after ssd_prep and ssd_mask (~10 us in the overlap form).
-bool mask_fused_overlap() { return mask_knob_is("fused-overlap"); }
+// fused prep before the walk. The default where the walk's masks would come from ssd_mask.
+// Predicted at granite 4096 x 1: the walk starts after the first chunk's items (~4 us) instead of
+// after ssd_prep and ssd_mask, 70-74 us. Measured (H200, same call, us, fused-overlap / overlap /
+// split): 4096 x 1 81.94-82.23 / 86.06-86.30 / 88.39-88.86; 512 x 8 (v11 forced to these
+// forms; its default takes the walk's masks, 59.8-60.1) 73.39-73.44 / 78.86-78.98.
+bool v11_fused_overlap(const ssmkit::scan_shape& sh) {
+    if (mask_knob_is("fused-overlap")) return true;
+    return mask_knob_is("") && blocks_of_64(sh.head_dim, sh.n_head, sh.n_seqs) < ssmkit::cuda::info_for_current_device().sm_count;
+}
+bool mask_fused(const ssmkit::scan_shape& sh) { return mask_knob_is("fused") || v11_fused_overlap(sh); }
 // SSMKIT_SSD_CB_LO=1: v8 keeps the rounding error of C B^T's diagonal blocks (store_cb_diag_block).
 // SSMKIT_SSD_CB_SPLIT=0: ssd_prep's C B^T from fp16 B and C alone (the previous form, one
 // product instead of three; see cb_block_split).
@@ -599,8 +610,6 @@ bool cb_keep_lo() {
     static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_CB_LO", 0) != 0;
     return v;
 }
-// Blocks of a walk with head_dim tiles of 64 (v11's grid): one per tile, head and sequence.
-int64_t blocks_of_64(int64_t head_dim, int64_t heads, int64_t seqs) { return (head_dim + 63) / 64 * heads * seqs; }
 bool v11_masks_in_walk(const ssmkit::scan_shape& sh) {
     if (mask_knob_is("walk") || mask_walkcb()) return true;
     if (!mask_knob_is("")) return false;
@@ -741,7 +750,7 @@ ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || (want_v11(sh, NS) && !v11_masks_in_walk(sh));
     // the overlap forms' flags: one per (sequence, head, chunk) covers both kinds (a fused-prep
     // part holds at least one head)
-    const bool flags = want_v11(sh, NS) && (mask_overlap() || mask_fused_overlap());
+    const bool flags = want_v11(sh, NS) && (mask_overlap() || v11_fused_overlap(sh));
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
             align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_region_bytes()),
@@ -770,18 +779,19 @@ template <int NS>
 bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
     const int sms = ssmkit::cuda::info_for_current_device().sm_count;
     cudaLaunchAttribute attr;
+    const size_t lo_bytes = p.cb_split ? bc_tile_halves<NS>() * sizeof(__half) : 0;
     if (p.prep_flags) {   // the fused prep beside the walk: a grid that leaves the walk's SMs free
         const long long items = (long long)prep_parts(p, NS, p.prep_heads) * p.S * p.nch;
         const long long free_sms = sms - blocks_of_64(p.P, p.H, p.S);   // > 0 (ssd_scan_launch)
         const dim3 pg(unsigned(items < free_sms ? items : free_sms));
-        const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), 0, stream, &attr);
+        if (lo_bytes && !allow_dynamic_smem(ssd_prep_beside, lo_bytes)) return false;
+        const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), lo_bytes, stream, &attr);
         if (cudaLaunchKernelEx(&cfg, ssd_prep_beside, p) != cudaSuccess) {
             (void)cudaGetLastError();
             return false;
         }
     } else {
         const dim3 pg(unsigned(p.nch), unsigned(p.S), unsigned(prep_parts(p, NS, p.prep_heads)));
-        const size_t lo_bytes = p.cb_split ? bc_tile_halves<NS>() * sizeof(__half) : 0;
         const auto prep = p.cb_lo ? ssd_prep<NS, true> : ssd_prep<NS, false>;
         if (lo_bytes && !allow_dynamic_smem(prep, lo_bytes)) return false;
         const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), lo_bytes, stream, &attr);
@@ -945,7 +955,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
     p.mw = v11 && p.wg && v11_masks_in_walk(sh);
     p.mw_cb = p.mw && mask_walkcb();
     p.wm = p.wg && (walk_v10() || v11) && (w.mh > 0 || p.mw);
-    p.wm_split = p.wm && !mask_fused();
+    p.wm_split = p.wm && !mask_fused(sh);
     p.mask_heads = forced_mask_heads() ? forced_mask_heads() : 4;
     p.cbf32 = reinterpret_cast<float*>(p.cb16);
     p.cb_lo = p.cb_pre && !p.wg && cb_keep_lo();   // v8 (the v9 walk does not read them)
@@ -959,7 +969,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
         p.flag_sync = w.fl > 0 ? fl : nullptr;
         unsigned* const items = w.fl > 0 ? fl + kFlagSyncBytes / sizeof(unsigned) : nullptr;
         p.mask_flags = v11 && p.wm_split && !p.mw && mask_overlap() && w.fl > 0 ? items : nullptr;
-        p.prep_flags = v11 && p.wm && !p.wm_split && !p.mw && mask_fused_overlap() && w.fl > 0 && walk_blocks < sms
+        p.prep_flags = v11 && p.wm && !p.wm_split && !p.mw && v11_fused_overlap(sh) && w.fl > 0 && walk_blocks < sms
                            ? items
                            : nullptr;
         p.flags_seq_major = walk_blocks > sms;
