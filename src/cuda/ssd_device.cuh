@@ -302,11 +302,11 @@ constexpr float kCbSplitScale = 2048.f;
 template <int NS>
 __device__ __forceinline__ void cb_block_split(float (&acc)[2][4], const __half* Bc, const __half* Cc, const __half* Bl,
                                                const __half* Cl, int ld, int rg, int jj, int lane) {
-    float lo[2][4];
+    float lc[2][4], lb[2][4];   // C lo B hi and C hi B lo apart: three chains of NS / 16 mma, not 8 + 16
 #pragma unroll
     for (int hf = 0; hf < 2; ++hf)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc[hf][e] = lo[hf][e] = 0.f;
+        for (int e = 0; e < 4; ++e) acc[hf][e] = lc[hf][e] = lb[hf][e] = 0.f;
     const int a_off = (rg * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + (lane >> 4) * 8;
     const int b_off = (jj * 16 + (lane & 7) + (lane >> 4) * 8) * ld + ((lane >> 3) & 1) * 8;
 #pragma unroll
@@ -318,15 +318,15 @@ __device__ __forceinline__ void cb_block_split(float (&acc)[2][4], const __half*
         ldsm_x4(l0, l1, l2, l3, Bl + b_off + k * 16);
         mma16816(acc[0], a, b0, b1);
         mma16816(acc[1], a, b2, b3);
-        mma16816(lo[0], al, b0, b1);
-        mma16816(lo[1], al, b2, b3);
-        mma16816(lo[0], a, l0, l1);
-        mma16816(lo[1], a, l2, l3);
+        mma16816(lc[0], al, b0, b1);
+        mma16816(lc[1], al, b2, b3);
+        mma16816(lb[0], a, l0, l1);
+        mma16816(lb[1], a, l2, l3);
     }
 #pragma unroll
     for (int hf = 0; hf < 2; ++hf)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc[hf][e] += lo[hf][e] * (1.f / kCbSplitScale);
+        for (int e = 0; e < 4; ++e) acc[hf][e] += (lc[hf][e] + lb[hf][e]) * (1.f / kCbSplitScale);
 }
 // Block index 0..9 (on and below the diagonal, row-major) -> (row group, column block).
 __device__ __forceinline__ void cb_block_pos(int blk, int& rg, int& jj) {
