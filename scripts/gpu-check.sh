@@ -93,9 +93,9 @@ if [ -x "$TO" ]; then
         step "property seed $seed" "prop-$seed.log" env SSMKIT_BACKENDS=cuda SSMKIT_TEST_SEED=$seed \
             "$BUILD/bin/ops_property_test" --gtest_filter='*Mamba2*'
     done
-    # Knobs off by default until measured: v8 keeping C B^T's diagonal rounding error, and
-    # ssd_mask or the fused prep beside the v11 walk on per-item flags (a hang there must fail
-    # the step, not the call: timeout)
+    # v8 keeping C B^T's diagonal rounding error (a knob, off), and ssd_mask or the fused prep
+    # beside the v11 walk on per-item flags, forced (the fused one is the default with fewer walk
+    # blocks than SMs; a hang there must fail the step, not the call: timeout)
     step "test (chunked, walk v8, C B^T lo)" test-ssd-v8-lo.log env SSMKIT_SSD_WALK=v8 SSMKIT_SSD_CB_LO=1 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, ssd_mask overlap)" test-ssd-v11-overlap.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=overlap \
         timeout "${HANG_S:-300}" "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
@@ -197,7 +197,7 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD ssd_mask overlap" perf-var-ssd-overlap.log env SSMKIT_SSD_MASK=overlap timeout "${HANG_S:-300}" "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
-    step "perf SSD fused prep overlap" perf-var-ssd-fovl.log env SSMKIT_SSD_MASK=fused-overlap timeout "${HANG_S:-300}" "$TO" perf -b cuda -o SSM_SCAN \
+    step "perf SSD ssd_mask before the walk" perf-var-ssd-split.log env SSMKIT_SSD_MASK=split "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD C B^T from fp16 B, C" perf-var-ssd-nosplit.log env SSMKIT_SSD_CB_SPLIT=0 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"

@@ -2,10 +2,12 @@
 // docs/perf-ssd-notes.md.
 //
 // The default for d_state 128, K = 1 and head_dim % 64 == 0 on sm_90a is the v11 walk
-// (scan_ssd_wg1.cu: one warpgroup per head and 64 columns, every product on wgmma), after
-// ssd_prep (C B^T, the swizzled B^T/C tile, the tables). Its masked C B^T come from a second
-// warpgroup of the walk when the walk's blocks fill the SMs (two launches), else from ssd_mask
-// (three launches); each launch with programmatic dependent launch. Everything else:
+// (scan_ssd_wg1.cu: one warpgroup per head and 64 columns, every product on wgmma). When its
+// blocks fill the SMs it runs after ssd_prep (C B^T, the swizzled B^T/C tile, the tables) and a
+// second warpgroup of the walk masks C B^T (two launches); else ssd_prep_beside computes the
+// tiles, tables and masks chunk by chunk on the SMs the walk leaves free while the walk waits on
+// per-item flags (two launches side by side). Each launch with programmatic dependent launch.
+// Everything else:
 // two launches (the second with programmatic dependent launch, so its prologue overlaps the first):
 //   ssd_prep  grid (chunk, sequence, part): B and C rounded to fp16 once, into padded tiles that
 //             the walk copies with one bulk copy (they are shared by every head of a group:
@@ -19,6 +21,8 @@
 //
 // Operands are fp16 with fp32 accumulation (m16n8k16 mma.sync): fp16 keeps 11 significant bits
 // like tf32 but runs at twice the rate and allows ldmatrix; bf16 (8 bits) fails the 5e-7 bound.
+// C B^T alone takes B and C as fp16 hi + lo pairs (cb_block_split): where it cancels, their
+// fp16 rounding alone took the error past the bound (5.85e-7 on an H200).
 #include "cuda/scan_ssd.h"
 #include "cuda/knobs.h"
 #include "cuda/launch.h"
@@ -592,16 +596,24 @@ bool mask_overlap() { return mask_knob_is("overlap"); }
 // fused prep before the walk. The default where the walk's masks would come from ssd_mask.
 // Predicted at granite 4096 x 1: the walk starts after the first chunk's items (~4 us) instead of
 // after ssd_prep and ssd_mask, 70-74 us. Measured (H200, same call, us, fused-overlap / overlap /
-// split): 4096 x 1 81.94-82.23 / 86.06-86.30 / 88.39-88.86; 512 x 8 (v11 forced to these
-// forms; its default takes the walk's masks, 59.8-60.1) 73.39-73.44 / 78.86-78.98.
+// split, C B^T from fp16 B and C): 4096 x 1 81.94-82.23 / 86.06-86.30 / 88.39-88.86; 512 x 8
+// (v11 forced to these forms; its default takes the walk's masks, 59.8-60.1) 73.39-73.44 /
+// 78.86-78.98. With the split C B^T, 84.74-84.96 against split's 89.02-89.06. The miss: the
+// items, not the first chunk's wait, set the pace (4 prep heads per item 84.7-85.0, 8 heads
+// 84.8-84.9, 16 heads 87.4; the split costs 2.4 us with 4 heads and 0.6 with 8).
 bool v11_fused_overlap(const ssmkit::scan_shape& sh) {
     if (mask_knob_is("fused-overlap")) return true;
     return mask_knob_is("") && blocks_of_64(sh.head_dim, sh.n_head, sh.n_seqs) < ssmkit::cuda::info_for_current_device().sm_count;
 }
 bool mask_fused(const ssmkit::scan_shape& sh) { return mask_knob_is("fused") || v11_fused_overlap(sh); }
 // SSMKIT_SSD_CB_LO=1: v8 keeps the rounding error of C B^T's diagonal blocks (store_cb_diag_block).
+// Off: measured 18.33-18.40 against 17.67-17.75 us at granite 512 x 1 (predicted < 0.1 us more),
+// and with the split the modelled worst case of 535 is 2.6e-7 without it.
 // SSMKIT_SSD_CB_SPLIT=0: ssd_prep's C B^T from fp16 B and C alone (the previous form, one
-// product instead of three; see cb_block_split).
+// product instead of three; see cb_block_split). Measured (H200, granite, same call, us, split /
+// not): 512 x 1 17.73-17.85 / 17.74-17.77, 512 x 8 59.2-60.1 / 59.1-59.9 (C B^T once per group
+// and chunk), 4096 x 1 84.74-84.96 / 82.45-82.46 (the fused prep beside the walk recomputes
+// C B^T for every 4 heads, and there its items set the pace).
 bool cb_split() {
     static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_CB_SPLIT", 1) != 0;
     return v;
