@@ -573,14 +573,14 @@ int forced_prep_heads() {
 int64_t blocks_of_64(int64_t head_dim, int64_t heads, int64_t seqs) { return (head_dim + 63) / 64 * heads * seqs; }
 
 // Measurement knobs for the v10/v11 prep: SSMKIT_SSD_MASK=fused keeps the masks in ssd_prep (one
-// block per chunk and part of a group's heads loads B/C, computes C B^T and masks); the default
-// gives them their own launch (ssd_mask) with SSMKIT_SSD_MASK_HEADS (1, 2, 4, 8, 16; 4) heads per
-// block. Measured with v11 (H200, granite, same call, us, fused / split): 512 x 1 20.28 / 19.18,
-// 4096 x 1 88.82 / 86.11, 512 x 8 68.72 / 66.78.
+// block per chunk and part of a group's heads loads B/C, computes C B^T and masks) before the
+// walk; =split gives them their own launch (ssd_mask) with SSMKIT_SSD_MASK_HEADS (1, 2, 4, 8, 16;
+// 4) heads per block. Measured with v11 (H200, granite, same call, us, fused / split): 512 x 1
+// 20.28 / 19.18, 4096 x 1 88.82 / 86.11, 512 x 8 68.72 / 66.78.
 // Where v11's masks come from. SSMKIT_SSD_MASK=walk: a second warpgroup of the walk computes
-// them (p.mw); =split: ssd_mask, a launch of its own; =fused: ssd_prep. Unset: the walk's when
-// the walk's blocks fill the SMs, else the fused prep beside the walk (v11_fused_overlap). Measured (H200, granite, same call, us, walk /
-// split): 512 x 8 (384 blocks) 58.61 / 72.29, 4096 x 1 (48 blocks) 90.54 / 88.28, 512 x 1 (v11
+// them (p.mw); =split: ssd_mask; =fused: ssd_prep. Unset: the walk's when the walk's blocks fill
+// the SMs, else the fused prep beside the walk (v11_fused_overlap). Measured (H200, granite, same
+// call, us, walk / split): 512 x 8 (384 blocks) 58.61 / 72.29, 4096 x 1 (48 blocks) 90.54 / 88.28, 512 x 1 (v11
 // forced) 19.23 / 20.21. With few blocks the walk's chain sets the time, and the producer's
 // products on the same tensor cores lengthen it (ncu walk at 4096 x 1: 86.7 against 70 us);
 // with many, ssd_mask's 14-15 us launch weighs more.

@@ -2,7 +2,8 @@
 // Draws the random cases of ops_property_test's Mamba-2 scan test from the given seeds and, for
 // each case the automatic path sends to the chunked kernels, prints the NMSE of the modelled v8
 // walk against the oracle as it runs by default, with SSMKIT_SSD_CB_SPLIT=0 and with
-// SSMKIT_SSD_CB_LO=1, and the operand whose rounding costs the default form the most.
+// SSMKIT_SSD_CB_LO=1, the NMSE of the v11 walk's arithmetic on the same data (whether or not the
+// case takes v11), and the operand whose rounding costs the default form the most.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -41,7 +42,7 @@ int main(int argc, char** argv) {
         "against the oracle for the random cases of ops_property_test (the same draws from the same seed), "
         "one line per case the automatic path sends to the chunked kernels (Mamba-2, at least "
         "--min-tokens tokens), for the v8 walk as it runs by default, with SSMKIT_SSD_CB_SPLIT=0 and with "
-        "SSMKIT_SSD_CB_LO=1. Exit "
+        "SSMKIT_SSD_CB_LO=1, and for the v11 walk's arithmetic (fp32 C B^T before the decay). Exit "
         "status: 0 every case of the default form within --bound, 1 some case above it, 2 usage error."};
     uint64_t seed = 0;
     int seeds = 1;
@@ -73,9 +74,14 @@ int main(int argc, char** argv) {
     fp16_rounding fp16_in{};   // SSMKIT_SSD_CB_SPLIT=0
     fp16_rounding split_lo = split;   // SSMKIT_SSD_CB_LO=1
     split_lo.cb_diag = false;
-    form forms[] = {{"v8", split}, {"CB_SPLIT=0", fp16_in}, {"+CB_LO=1", split_lo}};
+    fp16_rounding v11 = split;   // the v11 walk's forms: M from C B^T in fp32, no fp16 store of C B^T
+    v11.cb = v11.cb_diag = false;
+    form forms[] = {{"v8", split}, {"CB_SPLIT=0", fp16_in}, {"+CB_LO=1", split_lo}, {"v11 arith", v11}};
+    constexpr int kForms = sizeof forms / sizeof forms[0];
     int cases = 0;
-    std::printf("%-5s %10s %12s %12s %-11s  case\n", "+seed", "NMSE (v8)", forms[1].name, forms[2].name, "costliest");
+    std::printf("%-5s %10s", "+seed", "NMSE (v8)");
+    for (int f = 1; f < kForms; ++f) std::printf(" %12s", forms[f].name);
+    std::printf(" %-11s  case\n", "costliest");
     try {
         for (int k = 0; k < seeds; ++k) {
             std::mt19937_64 rng(seed + uint64_t(k));
@@ -84,9 +90,9 @@ int main(int argc, char** argv) {
                 const auto in = make_scan_inputs(sc, rng());
                 if (sc.n_t < min_tokens || !fp16_model_supports(sc)) continue;
                 const auto want = oracle_scan(sc, in);
-                double e[3];
+                double e[kForms];
                 bool show = !quiet;
-                for (int f = 0; f < 3; ++f) {
+                for (int f = 0; f < kForms; ++f) {
                     e[f] = model_nmse(sc, in, want, forms[f].r);
                     forms[f].worst = std::max(forms[f].worst, e[f]);
                     if (e[f] > bound) {
@@ -113,7 +119,9 @@ int main(int argc, char** argv) {
                         costliest = o.name;
                     }
                 }
-                std::printf("+%-4d %10.3e %12.3e %12.3e %-11s  %s\n", k, e[0], e[1], e[2], costliest, sc.name().c_str());
+                std::printf("+%-4d %10.3e", k, e[0]);
+                for (int f = 1; f < kForms; ++f) std::printf(" %12.3e", e[f]);
+                std::printf(" %-11s  %s\n", costliest, sc.name().c_str());
                 if (each) std::printf("      exact: %s\n", detail.c_str());
             }
         }
