@@ -101,6 +101,8 @@ if [ -x "$TO" ]; then
         timeout "${HANG_S:-300}" "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (chunked, walk v11, fused prep overlap)" test-ssd-v11-fovl.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=fused-overlap \
         timeout "${HANG_S:-300}" "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
+    step "test (chunked, walk v11, fused prep beside, C B^T items)" test-ssd-v11-cbitems.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=fused-overlap \
+        SSMKIT_SSD_BESIDE_CB=1 timeout "${HANG_S:-300}" "$TO" test -b cuda -o SSM_SCAN --scan-path chunked
     step "test (decode v1)" test-decode-v1.log env SSMKIT_CUDA_DECODE=v1 "$TO" test -b cuda -o SSM_SCAN -p 'n_seq_tokens=1,'
     GOLD=$(ls .golden/*/*/*.gguf 2>/dev/null)
     # Files first: -b takes every value up to the next option.
@@ -118,6 +120,8 @@ if [ -x "$TO" ]; then
             timeout "${HANG_S:-300}" "$TO" check $GOLD -b cuda --scan-path chunked
         step "check golden (chunked, walk v11, fused prep overlap)" check-ssd-v11-fovl.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=fused-overlap \
             timeout "${HANG_S:-300}" "$TO" check $GOLD -b cuda --scan-path chunked
+        step "check golden (chunked, walk v11, fused prep beside, C B^T items)" check-ssd-v11-cbitems.log env SSMKIT_SSD_WALK=v11 \
+            SSMKIT_SSD_MASK=fused-overlap SSMKIT_SSD_BESIDE_CB=1 timeout "${HANG_S:-300}" "$TO" check $GOLD -b cuda --scan-path chunked
     else skip "check golden" "no .golden/*/*/*.gguf carried"; fi
 else
     skip "test-ops" "not built"
@@ -153,6 +157,12 @@ if command -v compute-sanitizer > /dev/null && [ -x "$TO" ]; then
         timeout "${HANG_S:-300}" compute-sanitizer --tool racecheck --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "memcheck (chunked, walk v11, fused prep overlap)" memcheck-ssd-v11-fovl.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=fused-overlap \
         timeout "${HANG_S:-300}" compute-sanitizer --tool memcheck --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    step "memcheck (chunked, walk v11, fused prep beside, C B^T items)" memcheck-ssd-v11-cbitems.log env SSMKIT_SSD_WALK=v11 \
+        SSMKIT_SSD_MASK=fused-overlap SSMKIT_SSD_BESIDE_CB=1 timeout "${HANG_S:-300}" compute-sanitizer --tool memcheck \
+        --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
+    step "racecheck (chunked, walk v11, fused prep beside, C B^T items)" racecheck-ssd-v11-cbitems.log env SSMKIT_SSD_WALK=v11 \
+        SSMKIT_SSD_MASK=fused-overlap SSMKIT_SSD_BESIDE_CB=1 timeout "${HANG_S:-300}" compute-sanitizer --tool racecheck \
+        --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v11, masks in the walk from C B^T)" racecheck-ssd-v11-walkcb.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walkcb compute-sanitizer --tool racecheck \
         --error-exitcode 3 "$TO" test -b cuda -o SSM_SCAN --scan-path chunked -p "$SUBSET"
     step "racecheck (chunked, walk v11, masks in the walk)" racecheck-ssd-v11-walk.log env SSMKIT_SSD_WALK=v11 SSMKIT_SSD_MASK=walk compute-sanitizer --tool racecheck \
@@ -198,6 +208,8 @@ if [ "${VARIANTS:-0}" = 1 ] && [ -x "$TO" ]; then
     step "perf SSD ssd_mask overlap" perf-var-ssd-overlap.log env SSMKIT_SSD_MASK=overlap timeout "${HANG_S:-300}" "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD ssd_mask before the walk" perf-var-ssd-split.log env SSMKIT_SSD_MASK=split "$TO" perf -b cuda -o SSM_SCAN \
+        -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
+    step "perf SSD fused prep, C B^T items" perf-var-ssd-cbitems.log env SSMKIT_SSD_BESIDE_CB=1 timeout "${HANG_S:-300}" "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"
     step "perf SSD C B^T from fp16 B, C" perf-var-ssd-nosplit.log env SSMKIT_SSD_CB_SPLIT=0 "$TO" perf -b cuda -o SSM_SCAN \
         -p 'd_state=128,head_dim=(64|80).*n_seq_tokens=(512|4096),' --seconds "${PERF_SECONDS:-0.3}"

@@ -315,6 +315,55 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, _
     if (warp < 10) mask_heads(p, c, q, h0, nh, sdec, acc, rg, jj, lane);
 }
 
+// The fused prep beside the walk with its C B^T apart (SSMKIT_SSD_BESIDE_CB=1, p.beside_cb). The
+// prep_wm items above each load the group's B and C and compute C B^T for 4 heads, and at granite
+// 4096 x 1 those items set the pace (docs/perf-ssd-notes.md, twelfth session). Here each
+// (sequence, chunk) has first G C B^T items (B and C loaded once per group, the swizzled B^T/C
+// tile, C B^T as fp32 fragments in cbf32, the layout ssd_mask reads), then the parts' mask items
+// (dt, tables, and the masks from those fragments), each waiting for its group's C B^T item.
+// An item waits only for an item before it in the order every block takes them, so with the
+// whole grid resident (at most one block per free SM) nothing waits in a cycle.
+template <int NS>
+__device__ void beside_cb_item(const ssd_params& p, int c, int q, int g, __half* sbc, __half* sbc_lo) {
+    constexpr int ld = bc_ld<NS>();
+    load_bc_tile<NS>(p, c, q, g, sbc, p.cb_split ? sbc_lo : nullptr);
+    __syncthreads();
+    write_bc_swizzled<NS>(p, c, q, g, sbc);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (warp < 10) {
+        int rg, jj;
+        cb_block_pos(warp, rg, jj);
+        float acc[2][4];
+        if (p.cb_split) cb_block_split<NS>(acc, sbc, sbc + kL * ld, sbc_lo, sbc_lo + kL * ld, ld, rg, jj, lane);
+        else cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
+        float4* f = reinterpret_cast<float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (warp * 32 + lane) * 2;
+        f[0] = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
+        f[1] = make_float4(acc[1][0], acc[1][1], acc[1][2], acc[1][3]);
+    }
+}
+// cb_flag: the flag of the group's C B^T item of this chunk; call: the value it holds once written
+__device__ void beside_mask_item(const ssd_params& p, int c, int q, int z, float (*sdt)[kPrepHeads], float (*sdec)[3][kL],
+                                 const unsigned* cb_flag, unsigned call) {
+    const head_part hp = group_part(p, z, p.prep_heads);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    load_dt(p, c, q, hp.h0, hp.nh, sdt);
+    __syncthreads();
+    if (warp < hp.nh) head_tables(p, c, q, hp.h0 + warp, warp, lane, sdt, sdec, true);
+    if (threadIdx.x == 0)
+        while (ld_acquire_gpu(cb_flag) != call) __nanosleep(32);
+    __syncthreads();   // sdec written, and the C B^T fragments visible (thread 0's acquire, then the barrier)
+    if (warp < 10) {
+        // through L2 (ld.cg): another SM wrote them during this kernel
+        const float4* f = reinterpret_cast<const float4*>(p.cbf32 + (((size_t)q * p.G + hp.g) * p.nch + c) * kCbfFloats) +
+                          (warp * 32 + lane) * 2;
+        const float4 a = __ldcg(f), b = __ldcg(f + 1);
+        const float acc[2][4] = {{a.x, a.y, a.z, a.w}, {b.x, b.y, b.z, b.w}};
+        int rg, jj;
+        cb_block_pos(warp, rg, jj);
+        mask_heads(p, c, q, hp.h0, hp.nh, sdec, acc, rg, jj, lane);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // ssd_prep: grid (chunk, sequence, part), kPrepThreads threads. With wm (v10), every part is a
 // prep_wm block. Otherwise: with cb_pre, parts [0, G) are the C B^T blocks (prep_cb: they also
@@ -518,6 +567,8 @@ __global__ void __launch_bounds__(kMaskThreads) ssd_mask(const __grid_constant__
 // free (blocks are placed breadth-first); and since these blocks wait for nothing of the walk,
 // the walk's blocks only ever wait for running blocks.
 // (d_state 128 only: v11's.)
+// kCbItems: the form with C B^T items apart (beside_cb_item), kept out of the default kernel's code
+template <bool kCbItems>
 __global__ void __launch_bounds__(kPrepThreads) ssd_prep_beside(const __grid_constant__ ssd_params p) {
     constexpr int NS = 128;
     __shared__ __align__(16) __half sbc[2 * kL * bc_ld<NS>()];
@@ -526,12 +577,18 @@ __global__ void __launch_bounds__(kPrepThreads) ssd_prep_beside(const __grid_con
     extern __shared__ __align__(16) __half sbc_lo[];   // bc_tile_halves<NS>() with p.cb_split, else none
     ssmkit::cuda::pdl_begin();
     const unsigned call = ld_acquire_gpu(p.flag_sync) + 1;
-    const int parts = p.G * parts_per_group(p.H, p.G, p.prep_heads);
+    const int parts = p.G * parts_per_group(p.H, p.G, p.prep_heads) + (kCbItems ? p.G : 0);   // items per chunk
     const long long items = (long long)parts * p.S * p.nch;
     for (long long i = blockIdx.x; i < items; i += gridDim.x) {
         int c, q, z;
         flagged_item(p, i, parts, c, q, z);
-        prep_wm<NS>(p, c, q, z, sbc, sbc_lo, sdt, sdec);
+        if constexpr (kCbItems) {
+            const unsigned* fl = p.prep_flags + ((size_t)q * p.nch + c) * parts;
+            if (z < p.G) beside_cb_item<NS>(p, c, q, z, sbc, sbc_lo);
+            else beside_mask_item(p, c, q, z - p.G, sdt, sdec, fl + group_part(p, z - p.G, p.prep_heads).g, call);
+        } else {
+            prep_wm<NS>(p, c, q, z, sbc, sbc_lo, sdt, sdec);
+        }
         __syncthreads();   // every store of the item is done, and the buffers are free again
         if (threadIdx.x == 0) {
             __threadfence();
@@ -604,6 +661,13 @@ bool mask_overlap() { return mask_knob_is("overlap"); }
 bool v11_fused_overlap(const ssmkit::scan_shape& sh) {
     if (mask_knob_is("fused-overlap")) return true;
     return mask_knob_is("") && blocks_of_64(sh.head_dim, sh.n_head, sh.n_seqs) < ssmkit::cuda::info_for_current_device().sm_count;
+}
+// SSMKIT_SSD_BESIDE_CB=1: the fused prep beside the walk with C B^T items apart (beside_cb_item),
+// once per group and chunk instead of once per 4 heads. Predicted at granite 4096 x 1: items
+// about half as long on average, the prep no longer the pace, ~75-78 us (84.7-85.0). Not run yet.
+bool beside_cb_items() {
+    static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_BESIDE_CB", 0) != 0;
+    return v;
 }
 bool mask_fused(const ssmkit::scan_shape& sh) { return mask_knob_is("fused") || v11_fused_overlap(sh); }
 // SSMKIT_SSD_CB_LO=1: v8 keeps the rounding error of C B^T's diagonal blocks (store_cb_diag_block).
@@ -755,19 +819,21 @@ struct ws_parts {
     size_t total() const { return main() + mh + fl; }
 };
 constexpr size_t kFlagSyncBytes = 256;   // flag_sync at the start of the flags' allocation
+// The flags' allocation: flag_sync, then one flag per (sequence, chunk, head) and per (sequence,
+// chunk, group), which covers every item kind (a part holds at least one head)
+size_t flag_bytes(int64_t S, int64_t H, int64_t G, int64_t nch) { return kFlagSyncBytes + size_t(S * nch * (H + G)) * 4; }
 // mh (v10's per-head masked C B^T, 8 KB per head and chunk) only when v10 is selected and handles
 // the shape: the default walks never read it, so they neither allocate nor zero it
 ws_parts ws_layout(const ssmkit::scan_shape& sh, int NS, int PT) {
     const size_t nch = size_t((sh.n_t + kL - 1) / kL);
     const bool v10_shape = (walk_v10() && NS == 128 && (PT == 32 || PT == 64)) || (want_v11(sh, NS) && !v11_masks_in_walk(sh));
-    // the overlap forms' flags: one per (sequence, head, chunk) covers both kinds (a fused-prep
-    // part holds at least one head)
+    // the overlap forms' flags (flag_bytes)
     const bool flags = want_v11(sh, NS) && (mask_overlap() || v11_fused_overlap(sh));
     return {align256(size_t(sh.n_seqs) * sh.n_group * nch * 2 * kL * (NS + 8) * 2),
             align256(size_t(sh.n_seqs) * sh.n_head * nch * dct::kFloats * 4),
             align256(size_t(sh.n_seqs) * sh.n_group * nch * cb_region_bytes()),
             v10_shape ? align256(size_t(sh.n_seqs) * sh.n_head * nch * kMhHalves * 2) : 0,
-            flags ? kFlagSyncBytes + align256(size_t(sh.n_seqs) * sh.n_head * nch * 4) : 0};
+            flags ? align256(flag_bytes(sh.n_seqs, sh.n_head, sh.n_group, int64_t(nch))) : 0};
 }
 
 // ssd_prep's grid parts per (chunk, sequence): v10 blocks cover the heads of one group each
@@ -793,12 +859,13 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
     cudaLaunchAttribute attr;
     const size_t lo_bytes = p.cb_split ? bc_tile_halves<NS>() * sizeof(__half) : 0;
     if (p.prep_flags) {   // the fused prep beside the walk: a grid that leaves the walk's SMs free
-        const long long items = (long long)prep_parts(p, NS, p.prep_heads) * p.S * p.nch;
+        const long long items = (long long)(prep_parts(p, NS, p.prep_heads) + (p.beside_cb ? p.G : 0)) * p.S * p.nch;
         const long long free_sms = sms - blocks_of_64(p.P, p.H, p.S);   // > 0 (ssd_scan_launch)
         const dim3 pg(unsigned(items < free_sms ? items : free_sms));
-        if (lo_bytes && !allow_dynamic_smem(ssd_prep_beside, lo_bytes)) return false;
+        const auto prep = p.beside_cb ? ssd_prep_beside<true> : ssd_prep_beside<false>;
+        if (lo_bytes && !allow_dynamic_smem(prep, lo_bytes)) return false;
         const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), lo_bytes, stream, &attr);
-        if (cudaLaunchKernelEx(&cfg, ssd_prep_beside, p) != cudaSuccess) {
+        if (cudaLaunchKernelEx(&cfg, prep, p) != cudaSuccess) {
             (void)cudaGetLastError();
             return false;
         }
@@ -826,7 +893,7 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
     const bool ok = v11 ? launch_walk_wg1(p, stream) : launch_main_pipe(p, NS, PT, stream);
     // An overlap form's items may be flagged with this call's number while no walk completes
     // the call: clear the flags and the count, so that the next call cannot take them as its own.
-    if (!ok && walk_on_flags(p)) (void)cudaMemsetAsync(p.flag_sync, 0, kFlagSyncBytes + size_t(p.S) * p.H * p.nch * 4, stream);
+    if (!ok && walk_on_flags(p)) (void)cudaMemsetAsync(p.flag_sync, 0, flag_bytes(p.S, p.H, p.G, p.nch), stream);
     return ok;
 }
 
@@ -985,6 +1052,7 @@ bool ssd_scan_launch(const ssmkit::scan_args& a, cudaStream_t stream, ssd_worksp
                            ? items
                            : nullptr;
         p.flags_seq_major = walk_blocks > sms;
+        p.beside_cb = p.prep_flags && beside_cb_items();
     }
     // ssd_prep's blocks are latency-bound and the walk waits for the slowest: few heads per block
     // (short blocks) while the grid still fits one wave of two blocks per SM, else kPrepHeads.

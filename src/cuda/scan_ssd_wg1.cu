@@ -71,10 +71,12 @@ struct wg1_layout {
 // walk): a fifth warp issues every stage load, each once its chunk's flags are set and the walk
 // has freed the stage (a second mbarrier per stage), so neither the flags' round trips nor a
 // late chunk hold the walking warpgroup; the call's last block counts the call complete.
-template <bool kMw, bool kOvl>
+// kCbItems (with kOvl): the fused prep's chunks have their C B^T items apart (p.beside_cb).
+template <bool kMw, bool kOvl, bool kCbItems = false>
 __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kOvl ? kWgThreads + 32 : kWgThreads, 1)
     ssd_walk_wg1(const __grid_constant__ ssd_params p) {
     static_assert(!(kMw && kOvl), "the overlap form reads ssd_mask's tiles");
+    static_assert(!kCbItems || kOvl, "C B^T items are a form of the fused prep beside the walk");
     using LY = wg1_layout;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     unsigned char* const smem = smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u);
@@ -171,9 +173,11 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kOvl ? kWgThreads + 32 
                     while (ld_acquire_gpu(fl) != call) __nanosleep(64);
                 };
                 // the fused prep's items: this head's part (tables, masks) and the group's first
-                // part (the B^T/C tile)
-                const int zh = part_of_head(p, h, p.prep_heads), z0 = g * parts_per_group(p.H, p.G, p.prep_heads);
-                const int parts = p.G * parts_per_group(p.H, p.G, p.prep_heads);
+                // part (the B^T/C tile); kCbItems: the head's part after the G C B^T items, and
+                // the group's C B^T item (the B^T/C tile)
+                const int cbi = kCbItems ? p.G : 0;
+                const int zh = cbi + part_of_head(p, h, p.prep_heads), z0 = kCbItems ? g : g * parts_per_group(p.H, p.G, p.prep_heads);
+                const int parts = p.G * parts_per_group(p.H, p.G, p.prep_heads) + cbi;
                 for (int u = 0; u < nu; ++u) {
                     if (u >= LY::stages) mbar_wait(&bars[LY::stages + u % LY::stages], unsigned(u / LY::stages - 1) & 1u);
                     issue_x(u);
@@ -553,13 +557,13 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kOvl ? kWgThreads + 32 
     }
 }
 
-template <bool kMw, bool kOvl>
+template <bool kMw, bool kOvl, bool kCbItems = false>
 bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
     static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_walk_wg1<kMw, kOvl>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
+        if (cudaFuncSetAttribute(ssd_walk_wg1<kMw, kOvl, kCbItems>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
             cudaSuccess)
             return false;
         if (dev < 64) prepared |= 1ull << dev;
@@ -569,7 +573,7 @@ bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
     const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S), unsigned(p.nseg)),
                                                             dim3(kMw ? 2 * kWgThreads : kOvl ? kWgThreads + 32 : kWgThreads),
                                                             wg1_layout::total, stream, &attr);
-    if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1<kMw, kOvl>, p) != cudaSuccess) {
+    if (cudaLaunchKernelEx(&cfg, ssd_walk_wg1<kMw, kOvl, kCbItems>, p) != cudaSuccess) {
         (void)cudaGetLastError();
         return false;
     }
@@ -580,6 +584,7 @@ bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
 
 bool launch_walk_wg1(const ssd_params& p, cudaStream_t stream) {
     if (p.mw) return launch_wg1<true, false>(p, stream);
+    if (p.prep_flags && p.beside_cb) return launch_wg1<false, true, true>(p, stream);
     return walk_on_flags(p) ? launch_wg1<false, true>(p, stream) : launch_wg1<false, false>(p, stream);
 }
 

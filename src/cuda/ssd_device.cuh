@@ -83,6 +83,9 @@ struct ssd_params {   // passed as a __grid_constant__ (the tensor map must stay
                     // lo halves in the tile's unused upper triangle and padding), the walk adds it
     bool cb_split;  // ssd_prep's C B^T from B and C split into fp16 hi and lo halves (three
                     // products), so that it is exact to ~2^-22 before it is stored
+    bool beside_cb; // with prep_flags: each chunk's items are G C B^T items, then the parts
+                    // (prep_flags [q][chunk][G + part]); the walk waits for both kinds (kept in
+                    // the padding before the pointers below, so the other fields keep their offsets)
     // The overlap forms (the v11 walk beside the kernel that writes its inputs, on per-item
     // flags instead of griddepcontrol.wait). A flag holds the number of the call that set it:
     // flag_sync[0] is the number of calls completed (the walk's last block counts them, in
