@@ -161,10 +161,19 @@ __device__ __forceinline__ void store_cb_diag_block(__half* dst, const float (&a
         }
 }
 
-// sbc_lo: the lo tile's shared memory (dynamic, present when p.cb_split)
+// C B^T block (rg, jj) from the tiles load_bc_tile left in shared memory: split (sbc_lo) when
+// p.cb_split, else from the fp16 tile alone
+template <int NS>
+__device__ __forceinline__ void group_cb_block(const ssd_params& p, float (&acc)[2][4], const __half* sbc, const __half* sbc_lo,
+                                               int rg, int jj, int lane) {
+    constexpr int ld = bc_ld<NS>();
+    if (p.cb_split) cb_block_split<NS>(acc, sbc, sbc + kL * ld, sbc_lo, sbc_lo + kL * ld, ld, rg, jj, lane);
+    else cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
+}
+
+// sbc_lo: the lo tile's shared memory (dynamic, present only with p.cb_split)
 template <int NS, bool kExt>
 __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc, __half* sbc_lo) {
-    constexpr int ld = bc_ld<NS>();
     load_bc_tile<NS>(p, c, q, g, sbc, p.cb_split ? sbc_lo : nullptr);
     __syncthreads();
     PREP_TL(0);
@@ -184,10 +193,9 @@ __device__ void prep_cb(const ssd_params& p, int c, int q, int g, __half* sbc, _
         int rg, jj;
         cb_block_pos(blk, rg, jj);
         float acc[2][4];
-        if (p.cb_split) cb_block_split<NS>(acc, sbc, sbc + kL * ld, sbc_lo, sbc_lo + kL * ld, ld, rg, jj, lane);
-        else cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
+        group_cb_block<NS>(p, acc, sbc, sbc_lo, rg, jj, lane);
         if (p.wm_split) {   // fp32, as the fragments ssd_mask works on
-            float4* f = reinterpret_cast<float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (blk * 32 + lane) * 2;
+            float4* f = cb_fragment(p, q, g, c, blk, lane);
             f[0] = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
             f[1] = make_float4(acc[1][0], acc[1][1], acc[1][2], acc[1][3]);
             continue;
@@ -296,7 +304,6 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, _
     const head_part hp = group_part(p, z, p.prep_heads);
     const int g = hp.g, part = hp.part, h0 = hp.h0, nh = hp.nh;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    constexpr int ld = bc_ld<NS>();
     load_bc_tile<NS>(p, c, q, g, sbc, p.cb_split ? sbc_lo : nullptr);
     load_dt(p, c, q, h0, nh, sdt);
     __syncthreads();
@@ -307,8 +314,7 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, _
     int rg = 0, jj = 0;
     if (warp < 10) {
         cb_block_pos(warp, rg, jj);
-        if (p.cb_split) cb_block_split<NS>(acc, sbc, sbc + kL * ld, sbc_lo, sbc_lo + kL * ld, ld, rg, jj, lane);
-        else cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
+        group_cb_block<NS>(p, acc, sbc, sbc_lo, rg, jj, lane);
     }
     __syncthreads();   // sdec written
     PREP_TL(1);
@@ -325,7 +331,6 @@ __device__ void prep_wm(const ssd_params& p, int c, int q, int z, __half* sbc, _
 // whole grid resident (at most one block per free SM) nothing waits in a cycle.
 template <int NS>
 __device__ void beside_cb_item(const ssd_params& p, int c, int q, int g, __half* sbc, __half* sbc_lo) {
-    constexpr int ld = bc_ld<NS>();
     load_bc_tile<NS>(p, c, q, g, sbc, p.cb_split ? sbc_lo : nullptr);
     __syncthreads();
     write_bc_swizzled<NS>(p, c, q, g, sbc);
@@ -334,9 +339,8 @@ __device__ void beside_cb_item(const ssd_params& p, int c, int q, int g, __half*
         int rg, jj;
         cb_block_pos(warp, rg, jj);
         float acc[2][4];
-        if (p.cb_split) cb_block_split<NS>(acc, sbc, sbc + kL * ld, sbc_lo, sbc_lo + kL * ld, ld, rg, jj, lane);
-        else cb_block<NS>(acc, sbc, sbc + kL * ld, ld, rg, jj, lane);
-        float4* f = reinterpret_cast<float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (warp * 32 + lane) * 2;
+        group_cb_block<NS>(p, acc, sbc, sbc_lo, rg, jj, lane);
+        float4* f = cb_fragment(p, q, g, c, warp, lane);
         f[0] = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
         f[1] = make_float4(acc[1][0], acc[1][1], acc[1][2], acc[1][3]);
     }
@@ -354,8 +358,7 @@ __device__ void beside_mask_item(const ssd_params& p, int c, int q, int z, float
     __syncthreads();   // sdec written, and the C B^T fragments visible (thread 0's acquire, then the barrier)
     if (warp < 10) {
         // through L2 (ld.cg): another SM wrote them during this kernel
-        const float4* f = reinterpret_cast<const float4*>(p.cbf32 + (((size_t)q * p.G + hp.g) * p.nch + c) * kCbfFloats) +
-                          (warp * 32 + lane) * 2;
+        const float4* f = cb_fragment(p, q, hp.g, c, warp, lane);
         const float4 a = __ldcg(f), b = __ldcg(f + 1);
         const float acc[2][4] = {{a.x, a.y, a.z, a.w}, {b.x, b.y, b.z, b.w}};
         int rg, jj;
@@ -514,7 +517,7 @@ __device__ __forceinline__ void mask_item(const ssd_params& p, int c, int q, int
     const head_part hp = group_part(p, z, p.mask_heads);
     const int g = hp.g, h0 = hp.h0, nh = hp.nh;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const float4* f = reinterpret_cast<const float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (warp * 32 + lane) * 2;
+    const float4* f = cb_fragment(p, q, g, c, warp, lane);
     const float4 a = f[0], b = f[1];
     for (int i = threadIdx.x; i < nh * 3 * (kL / 4); i += kMaskThreads) {   // float4 pieces
         const int hh = i / (3 * (kL / 4)), k = i % (3 * (kL / 4)), arr = k / (kL / 4), j = (k % (kL / 4)) * 4;
@@ -648,28 +651,6 @@ bool mask_walkcb() { return mask_knob_is("walkcb"); }
 // the walk waiting on per-chunk flags instead of on ssd_mask's end, so the walk runs beside it
 // (predicted at granite 4096 x 1: ~12 of ssd_mask's 14.5 us off the critical path).
 bool mask_overlap() { return mask_knob_is("overlap"); }
-// SSMKIT_SSD_MASK=fused-overlap: the fused prep (masks in ssd_prep's v10 items) beside the walk
-// on per-item flags (ssd_prep_beside), when the walk's blocks leave SMs free for it; else the
-// fused prep before the walk. The default where the walk's masks would come from ssd_mask.
-// Predicted at granite 4096 x 1: the walk starts after the first chunk's items (~4 us) instead of
-// after ssd_prep and ssd_mask, 70-74 us. Measured (H200, same call, us, fused-overlap / overlap /
-// split, C B^T from fp16 B and C): 4096 x 1 81.94-82.23 / 86.06-86.30 / 88.39-88.86; 512 x 8
-// (v11 forced to these forms; its default takes the walk's masks, 59.8-60.1) 73.39-73.44 /
-// 78.86-78.98. With the split C B^T, 84.74-84.96 against split's 89.02-89.06. The miss: the
-// items, not the first chunk's wait, set the pace (4 prep heads per item 84.7-85.0, 8 heads
-// 84.8-84.9, 16 heads 87.4; the split costs 2.4 us with 4 heads and 0.6 with 8).
-bool v11_fused_overlap(const ssmkit::scan_shape& sh) {
-    if (mask_knob_is("fused-overlap")) return true;
-    return mask_knob_is("") && blocks_of_64(sh.head_dim, sh.n_head, sh.n_seqs) < ssmkit::cuda::info_for_current_device().sm_count;
-}
-// SSMKIT_SSD_BESIDE_CB=1: the fused prep beside the walk with C B^T items apart (beside_cb_item),
-// once per group and chunk instead of once per 4 heads. Predicted at granite 4096 x 1: items
-// about half as long on average, the prep no longer the pace, ~75-78 us (84.7-85.0). Not run yet.
-bool beside_cb_items() {
-    static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_BESIDE_CB", 0) != 0;
-    return v;
-}
-bool mask_fused(const ssmkit::scan_shape& sh) { return mask_knob_is("fused") || v11_fused_overlap(sh); }
 // SSMKIT_SSD_CB_LO=1: v8 keeps the rounding error of C B^T's diagonal blocks (store_cb_diag_block).
 // Off: measured 18.33-18.40 against 17.67-17.75 us at granite 512 x 1 (predicted < 0.1 us more),
 // and with the split the modelled worst case of 535 is 2.6e-7 without it.
@@ -691,6 +672,27 @@ bool v11_masks_in_walk(const ssmkit::scan_shape& sh) {
     if (!mask_knob_is("")) return false;
     return blocks_of_64(sh.head_dim, sh.n_head, sh.n_seqs) >= ssmkit::cuda::info_for_current_device().sm_count;
 }
+// SSMKIT_SSD_MASK=fused-overlap: the fused prep (masks in ssd_prep's v10 items) beside the walk
+// on per-item flags (ssd_prep_beside), when the walk's blocks leave SMs free for it; else the
+// fused prep before the walk. The default where the walk's masks would come from ssd_mask.
+// Predicted at granite 4096 x 1: the walk starts after the first chunk's items (~4 us) instead of
+// after ssd_prep and ssd_mask, 70-74 us. Measured (H200, same call, us, fused-overlap / overlap /
+// split, C B^T from fp16 B and C): 4096 x 1 81.94-82.23 / 86.06-86.30 / 88.39-88.86; 512 x 8
+// (v11 forced to these forms; its default takes the walk's masks, 59.8-60.1) 73.39-73.44 /
+// 78.86-78.98. With the split C B^T, 84.74-84.96 against split's 89.02-89.06. The miss: the
+// items, not the first chunk's wait, set the pace (4 prep heads per item 84.7-85.0, 8 heads
+// 84.8-84.9, 16 heads 87.4; the split costs 2.4 us with 4 heads and 0.6 with 8).
+bool v11_fused_overlap(const ssmkit::scan_shape& sh) {
+    return mask_knob_is("fused-overlap") || (mask_knob_is("") && !v11_masks_in_walk(sh));
+}
+// SSMKIT_SSD_BESIDE_CB=1: the fused prep beside the walk with C B^T items apart (beside_cb_item),
+// once per group and chunk instead of once per 4 heads. Predicted at granite 4096 x 1: items
+// about half as long on average, the prep no longer the pace, ~75-78 us (84.7-85.0). Not run yet.
+bool beside_cb_items() {
+    static const bool v = ssmkit::cuda::knob_int("SSMKIT_SSD_BESIDE_CB", 0) != 0;
+    return v;
+}
+bool mask_fused(const ssmkit::scan_shape& sh) { return mask_knob_is("fused") || v11_fused_overlap(sh); }
 int forced_mask_heads() {
     static const int v = ssmkit::cuda::knob_int("SSMKIT_SSD_MASK_HEADS", 0);
     return v == 1 || v == 2 || v == 4 || v == 8 || v == 16 ? v : 0;
@@ -842,15 +844,6 @@ int prep_parts(const ssd_params& p, int NS, int hpb) {
     return prep_cb_blocks(p.G, p.cb_pre) + prep_bc_blocks(p.G, NS, p.cb_pre) + prep_head_blocks(p.H, hpb);
 }
 
-// Raises fn's dynamic shared memory limit to bytes (static + dynamic may pass 48 KB only so);
-// false when the device refuses.
-template <typename Kernel>
-bool allow_dynamic_smem(Kernel fn, size_t bytes) {
-    if (cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) == cudaSuccess) return true;
-    (void)cudaGetLastError();
-    return false;
-}
-
 // ssd_prep, then the walk (scan_ssd_pipe.cu), which waits on ssd_prep's outputs through
 // programmatic dependent launch. Capturable: no host synchronization, no allocation.
 template <int NS>
@@ -863,7 +856,9 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
         const long long free_sms = sms - blocks_of_64(p.P, p.H, p.S);   // > 0 (ssd_scan_launch)
         const dim3 pg(unsigned(items < free_sms ? items : free_sms));
         const auto prep = p.beside_cb ? ssd_prep_beside<true> : ssd_prep_beside<false>;
-        if (lo_bytes && !allow_dynamic_smem(prep, lo_bytes)) return false;
+        if (lo_bytes && !(p.beside_cb ? raise_smem_limit<ssd_prep_beside<true>>(lo_bytes)
+                                      : raise_smem_limit<ssd_prep_beside<false>>(lo_bytes)))
+            return false;
         const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), lo_bytes, stream, &attr);
         if (cudaLaunchKernelEx(&cfg, prep, p) != cudaSuccess) {
             (void)cudaGetLastError();
@@ -872,7 +867,8 @@ bool launch_ns(const ssd_params& p, int PT, bool v11, cudaStream_t stream) {
     } else {
         const dim3 pg(unsigned(p.nch), unsigned(p.S), unsigned(prep_parts(p, NS, p.prep_heads)));
         const auto prep = p.cb_lo ? ssd_prep<NS, true> : ssd_prep<NS, false>;
-        if (lo_bytes && !allow_dynamic_smem(prep, lo_bytes)) return false;
+        if (lo_bytes && !(p.cb_lo ? raise_smem_limit<ssd_prep<NS, true>>(lo_bytes) : raise_smem_limit<ssd_prep<NS, false>>(lo_bytes)))
+            return false;
         const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(pg, dim3(kPrepThreads), lo_bytes, stream, &attr);
         if (cudaLaunchKernelEx(&cfg, prep, p) != cudaSuccess) {
             (void)cudaGetLastError();

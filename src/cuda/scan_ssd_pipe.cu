@@ -1033,15 +1033,7 @@ __global__ void __launch_bounds__(kThreads, 1) ssd_main_pipe(const __grid_consta
 template <int NS, int PT, bool CBPRE, bool WG = false, bool WM = false, bool LO = false>
 bool launch_variant(const ssd_params& p, cudaStream_t stream) {
     using LY = pipe_layout<NS, PT, CBPRE, WG, WM>;
-    static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
-    if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_main_pipe<NS, PT, CBPRE, WG, WM, LO>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(LY::total)) !=
-            cudaSuccess)
-            return false;
-        if (dev < 64) prepared |= 1ull << dev;
-    }
+    if (!raise_smem_limit<ssd_main_pipe<NS, PT, CBPRE, WG, WM, LO>>(LY::total)) return false;
     const int n_pt = (p.P + PT - 1) / PT;
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(unsigned(n_pt * p.H), unsigned(p.S));

@@ -559,15 +559,7 @@ __global__ void __launch_bounds__(kMw ? 2 * kWgThreads : kOvl ? kWgThreads + 32 
 
 template <bool kMw, bool kOvl, bool kCbItems = false>
 bool launch_wg1(const ssd_params& p, cudaStream_t stream) {
-    static unsigned long long prepared = 0;   // bit per device ordinal: smem limit raised
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
-    if (dev >= 64 || !((prepared >> dev) & 1ull)) {
-        if (cudaFuncSetAttribute(ssd_walk_wg1<kMw, kOvl, kCbItems>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(wg1_layout::total)) !=
-            cudaSuccess)
-            return false;
-        if (dev < 64) prepared |= 1ull << dev;
-    }
+    if (!raise_smem_limit<ssd_walk_wg1<kMw, kOvl, kCbItems>>(wg1_layout::total)) return false;
     const int n_pt = (p.P + kPt - 1) / kPt;
     cudaLaunchAttribute attr;
     const cudaLaunchConfig_t cfg = ssmkit::cuda::pdl_config(dim3(unsigned(n_pt * p.H), unsigned(p.S), unsigned(p.nseg)),

@@ -390,6 +390,10 @@ __host__ __device__ constexpr size_t cb_tile_halves() { return size_t(kL) * kCbL
 // ssd_prep's C B^T output per (sequence, group, chunk): the fp16 tile, or with wm_split the fp32
 // fragments of the ten blocks (10 x 32 lanes x 8 floats)
 constexpr size_t kCbfFloats = size_t(10) * 32 * 8;
+// Where lane `lane` of C B^T block `blk` keeps its fragment (two float4) among those fp32 fragments
+__device__ __forceinline__ float4* cb_fragment(const ssd_params& p, int q, int g, int c, int blk, int lane) {
+    return reinterpret_cast<float4*>(p.cbf32 + (((size_t)q * p.G + g) * p.nch + c) * kCbfFloats) + (blk * 32 + lane) * 2;
+}
 __host__ __device__ constexpr size_t cb_region_bytes() {
     return cb_tile_halves() * 2 > kCbfFloats * 4 ? cb_tile_halves() * 2 : kCbfFloats * 4;
 }
@@ -415,6 +419,22 @@ __host__ __device__ inline int prep_bc_blocks(int G, int NS, bool cb_pre) {
 // halves plus 8 of padding, exactly the shared-memory image the main kernel's ldmatrix wants.
 template <int NS> __host__ __device__ constexpr int bc_ld() { return NS + 8; }
 template <int NS> __host__ __device__ constexpr size_t bc_tile_halves() { return size_t(2) * kL * bc_ld<NS>(); }
+
+// Raises Kernel's dynamic shared memory limit to bytes, once per device (static + dynamic pass
+// 48 KB only so; every caller of one instance asks for the same bytes). False when refused.
+template <auto Kernel>
+bool raise_smem_limit(size_t bytes) {
+    static unsigned long long prepared = 0;   // bit per device ordinal
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (dev < 64 && ((prepared >> dev) & 1ull)) return true;
+    if (cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    if (dev < 64) prepared |= 1ull << dev;
+    return true;
+}
 
 // The walk (scan_ssd_pipe.cu), for head_dim tiles of 32, 64 and 80 (p.cb_pre: 32 and 64 only):
 // queues it and returns true, or returns false (nothing queued) when it does not handle (NS, PT).
